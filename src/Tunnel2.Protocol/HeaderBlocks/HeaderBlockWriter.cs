@@ -1,0 +1,161 @@
+using System.Buffers.Binary;
+
+namespace Tunnel2.Protocol.HeaderBlocks;
+
+/// <summary>Outcome of adding one field to a header block.</summary>
+public enum HeaderFieldResult
+{
+    Written,
+
+    /// <summary>The name is not a token or the value has CR, LF, NUL, another control character or a char above U+00FF; the field was skipped.</summary>
+    Invalid,
+
+    /// <summary>The buffer is full; the block is unusable.</summary>
+    Overflow,
+}
+
+/// <summary>
+/// Encodes a header block into a caller-provided buffer without allocating (docs/protocol.md §4).
+/// <code>
+/// +---------------+
+/// |   Kind (8)    |   0x1 request, 0x2 response, 0x3 trailers
+/// +---------------+---------------------------------------------+
+/// | request:  Method (8) [0: VarInt length + method bytes]      |
+/// |           VarInt length + target bytes (path and query)     |
+/// | response: Status (16)                                       |
+/// +-------------------------------------------------------------+
+/// | field*:   NameRef (8) [0: VarInt length + name bytes]       |
+/// |           VarInt length + value bytes                       |
+/// +-------------------------------------------------------------+
+/// </code>
+/// Names and values are byte strings: each char U+0000–U+00FF is one byte (ISO-8859-1), which is how HTTP/1.1
+/// carries them, so a field passes through the tunnel byte for byte.
+/// </summary>
+public ref struct HeaderBlockWriter
+{
+    private readonly Span<byte> _buffer;
+    private int _length;
+    private bool _overflow;
+
+    public HeaderBlockWriter(Span<byte> buffer)
+    {
+        _buffer = buffer;
+        _length = 0;
+        _overflow = false;
+    }
+
+    public readonly int Length => _length;
+
+    public readonly bool Overflowed => _overflow;
+
+    public readonly ReadOnlySpan<byte> WrittenSpan => _buffer.Slice(0, _length);
+
+    public void WriteRequestHead(string method, ReadOnlySpan<char> target)
+    {
+        if (!TryReserve(2, out var head))
+        {
+            return;
+        }
+
+        head[0] = (byte)HeaderBlockKind.Request;
+        var code = StaticTable.FindMethod(method);
+        head[1] = (byte)code;
+        if (code == 0)
+        {
+            WriteString(method);
+        }
+
+        WriteString(target);
+    }
+
+    public void WriteResponseHead(int statusCode)
+    {
+        if (TryReserve(3, out var head))
+        {
+            head[0] = (byte)HeaderBlockKind.Response;
+            BinaryPrimitives.WriteUInt16BigEndian(head.Slice(1), (ushort)statusCode);
+        }
+    }
+
+    public void WriteTrailersHead()
+    {
+        if (TryReserve(1, out var head))
+        {
+            head[0] = (byte)HeaderBlockKind.Trailers;
+        }
+    }
+
+    /// <summary>Adds one field. Invalid fields are skipped rather than forwarded (reliability.md A12, D15).</summary>
+    public HeaderFieldResult WriteField(string name, ReadOnlySpan<char> value)
+    {
+        if (!HeaderValidation.IsValidValue(value))
+        {
+            return HeaderFieldResult.Invalid;
+        }
+
+        var index = StaticTable.FindName(name);
+        if (index == 0 && !HeaderValidation.IsToken(name))
+        {
+            return HeaderFieldResult.Invalid;
+        }
+
+        var start = _length;
+        if (TryReserve(1, out var nameRef))
+        {
+            nameRef[0] = (byte)index;
+            if (index == 0)
+            {
+                WriteString(name);
+            }
+
+            WriteString(value);
+        }
+
+        if (_overflow)
+        {
+            _length = start;
+            return HeaderFieldResult.Overflow;
+        }
+
+        return HeaderFieldResult.Written;
+    }
+
+    private void WriteString(ReadOnlySpan<char> value)
+    {
+        if (_overflow)
+        {
+            return;
+        }
+
+        var free = _buffer.Slice(_length);
+        if (!VarInt.TryWrite(free, value.Length, out var prefix) || free.Length - prefix < value.Length)
+        {
+            _overflow = true;
+            return;
+        }
+
+        // Callers validated that every char is at most U+00FF, so narrowing is exact. The loop vectorises well
+        // enough for header-sized strings and, unlike Encoding.Latin1, never substitutes '?'.
+        var destination = free.Slice(prefix, value.Length);
+        for (var i = 0; i < value.Length; i++)
+        {
+            destination[i] = (byte)value[i];
+        }
+
+        _length += prefix + value.Length;
+    }
+
+    private bool TryReserve(int count, out Span<byte> span)
+    {
+        if (_overflow || _buffer.Length - _length < count)
+        {
+            _overflow = true;
+            span = default;
+            return false;
+        }
+
+        span = _buffer.Slice(_length, count);
+        _length += count;
+        return true;
+    }
+}

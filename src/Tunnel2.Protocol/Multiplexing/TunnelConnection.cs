@@ -1,0 +1,749 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.IO.Pipelines;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Tunnel2.Protocol.FlowControl;
+using Tunnel2.Protocol.Framing;
+using Tunnel2.Protocol.Internal;
+
+namespace Tunnel2.Protocol.Multiplexing;
+
+/// <summary>
+/// One uplink: a byte stream carrying many <see cref="TunnelStream"/>s. One read loop parses and dispatches frames
+/// and never waits on a stream's consumer; one <see cref="FrameWriter"/> loop writes everything; a heartbeat loop
+/// sends PINGs when the line is quiet and declares the peer dead when it stays silent. Symmetric: the server and the
+/// client both run this class (docs/protocol.md §5).
+/// </summary>
+public sealed class TunnelConnection : IAsyncDisposable
+{
+    private const int MaxStreamId = int.MaxValue;
+
+    private readonly IDuplexPipe _transport;
+    private readonly TunnelConnectionOptions _options;
+    private readonly TunnelLimits _limits;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<int, TunnelStream> _streams = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Lock _stateLock = new();
+    private readonly int _connectionWindowUpdateThreshold;
+
+    // Guarded by _stateLock.
+    private int _nextLocalStreamId;
+    private int _localStreamCount;
+    private int _peerStreamCount;
+    private bool _localGoingAway;
+    private bool _peerGoingAway;
+    private bool _isClosed;
+    private bool _goAwaySent;
+    private Exception? _closeReason;
+    private TunnelErrorCode _closeErrorCode;
+
+    // Read loop only.
+    private int _lastPeerStreamId;
+    private bool _peerSettingsReceived;
+
+    private TunnelSettings _peerSettings = TunnelSettings.ProtocolDefaults;
+    private int _connectionReceiveWindow;
+    private int _connectionUnacknowledged;
+    private long _lastReceivedTimestamp;
+    private long _pingSentTimestamp;
+    private long _roundTripTicks = -1;
+    private long _bytesReceived;
+    private long _dataBytesSent;
+    private long _streamsOpened;
+    private int _started;
+
+    public TunnelConnection(IDuplexPipe transport, TunnelConnectionOptions options)
+    {
+        _transport = transport;
+        _options = options;
+        _limits = options.Limits;
+        _logger = options.Logger;
+        _time = options.TimeProvider;
+        _nextLocalStreamId = options.Role == TunnelRole.Server ? 2 : 1;
+        _connectionReceiveWindow = _limits.ConnectionWindowSize;
+        _connectionWindowUpdateThreshold = Math.Max(1, _limits.ConnectionWindowSize / FlowControlConstants.WindowUpdateDivisor);
+        Writer = new FrameWriter(transport.Output, _limits.MaxQueuedControlFrames);
+        FlowControl = new OutputFlowControl(FlowControlConstants.InitialConnectionWindowSize);
+        _lastReceivedTimestamp = _time.GetTimestamp();
+    }
+
+    public TunnelRole Role => _options.Role;
+
+    public string Name => _options.Name;
+
+    /// <summary>Completes when the peer's SETTINGS have arrived and streams may be opened; faults if the connection closes first.</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>Completes when the connection has closed, for whatever reason.</summary>
+    public Task Closed => _closed.Task;
+
+    /// <summary>The limits the peer announced.</summary>
+    public TunnelSettings PeerSettings => Volatile.Read(ref _peerSettings);
+
+    /// <summary>Streams open on this connection, opened by either side.</summary>
+    public int ActiveStreamCount => _streams.Count;
+
+    /// <summary>Streams this side opened that have not finished.</summary>
+    public int LocalStreamCount
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _localStreamCount;
+            }
+        }
+    }
+
+    /// <summary>True once either side has started to drain or the connection has closed: no new streams.</summary>
+    public bool IsClosing
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _isClosed || _localGoingAway || _peerGoingAway;
+            }
+        }
+    }
+
+    public bool IsClosed
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _isClosed;
+            }
+        }
+    }
+
+    /// <summary>Why the connection closed, once it has.</summary>
+    public Exception? CloseReason
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _closeReason;
+            }
+        }
+    }
+
+    public TunnelErrorCode CloseErrorCode
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _closeErrorCode;
+            }
+        }
+    }
+
+    /// <summary>The last PING round trip, or null before the first PING was answered.</summary>
+    public TimeSpan? RoundTripTime
+    {
+        get
+        {
+            var ticks = Interlocked.Read(ref _roundTripTicks);
+            return ticks < 0 ? null : TimeSpan.FromTicks(ticks);
+        }
+    }
+
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
+    public long BytesSent => Writer.BytesWritten;
+
+    public long StreamsOpened => Interlocked.Read(ref _streamsOpened);
+
+    /// <summary>How often a DATA producer had to wait for the peer's credit.</summary>
+    public long FlowControlStalls => FlowControl.Stalls;
+
+    internal FrameWriter Writer { get; }
+
+    internal OutputFlowControl FlowControl { get; }
+
+    /// <summary>
+    /// Sends SETTINGS and runs the read, write and heartbeat loops until the connection closes. Never throws for
+    /// connection failures: they end up in <see cref="CloseReason"/>.
+    /// </summary>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException("The connection is already running.");
+        }
+
+        Writer.WritePreface(_limits.ToSettings(), _limits.ConnectionWindowSize - FlowControlConstants.InitialConnectionWindowSize);
+        var writerTask = RunWriterAsync();
+        var heartbeatTask = RunHeartbeatAsync();
+        using var registration = cancellationToken.UnsafeRegister(
+            static state => ((TunnelConnection)state!).Abort(TunnelErrorCode.NoError, "The connection was shut down."),
+            this);
+        try
+        {
+            await ReadLoopAsync();
+        }
+        finally
+        {
+            Close(TunnelErrorCode.ConnectionLost, "The transport closed.", exception: null, sendGoAway: false);
+
+            // Let the writer send what is queued (GOAWAY above all), but never wait long on a peer that stopped reading.
+            try
+            {
+                await writerTask.WaitAsync(TimeSpan.FromSeconds(2), _time, CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                _transport.Output.CancelPendingFlush();
+                await writerTask;
+            }
+
+            await heartbeatTask;
+            await _transport.Input.CompleteAsync();
+            await _transport.Output.CompleteAsync();
+            _closed.TrySetResult();
+        }
+    }
+
+    /// <summary>Opens a stream to the peer, or returns false when the connection is not ready, closing, or at the peer's stream limit.</summary>
+    public bool TryOpenStream([NotNullWhen(true)] out TunnelStream? stream)
+    {
+        var drain = false;
+        lock (_stateLock)
+        {
+            if (_isClosed || _localGoingAway || _peerGoingAway || !_ready.Task.IsCompletedSuccessfully
+                || _localStreamCount >= _peerSettings.MaxConcurrentStreams)
+            {
+                stream = null;
+                return false;
+            }
+
+            if (_nextLocalStreamId > MaxStreamId - 2)
+            {
+                drain = true;
+                stream = null;
+            }
+            else
+            {
+                var id = _nextLocalStreamId;
+                _nextLocalStreamId += 2;
+                _localStreamCount++;
+                stream = new TunnelStream(this, id, isLocal: true, sendWindow: _peerSettings.InitialWindowSize, receiveWindow: _limits.InitialStreamWindowSize);
+                _streams[id] = stream;
+            }
+        }
+
+        if (drain)
+        {
+            // Stream ids are spent: drain this connection so its owner opens a fresh one (RFC 9113 §5.1.1 does the same).
+            GoAway("Stream identifiers exhausted.");
+            return false;
+        }
+
+        Interlocked.Increment(ref _streamsOpened);
+        return stream is not null;
+    }
+
+    /// <summary>
+    /// Starts a graceful drain: GOAWAY(NO_ERROR) to the peer, no new streams either way, and the connection closes
+    /// once the streams in flight have finished.
+    /// </summary>
+    public void GoAway(string message)
+    {
+        lock (_stateLock)
+        {
+            if (_isClosed || _localGoingAway)
+            {
+                return;
+            }
+
+            _localGoingAway = true;
+            _goAwaySent = true;
+        }
+
+        Log.Draining(_logger, Name, message);
+        Writer.TryEnqueueControl(OutboundFrame.GoAway(Volatile.Read(ref _lastPeerStreamId), TunnelErrorCode.NoError, Encoding.UTF8.GetBytes(message)), out _);
+        CloseIfDrained();
+    }
+
+    /// <summary>Closes the connection now: GOAWAY with <paramref name="errorCode"/>, every open stream fails.</summary>
+    public void Abort(TunnelErrorCode errorCode, string message)
+        => Close(errorCode, message, exception: null, sendGoAway: true);
+
+    public async ValueTask DisposeAsync()
+    {
+        Abort(TunnelErrorCode.NoError, "The connection was disposed.");
+        if (Volatile.Read(ref _started) != 0)
+        {
+            await _closed.Task;
+        }
+
+        _closing.Dispose();
+    }
+
+    internal void EnqueueControl(in OutboundFrame frame)
+    {
+        if (!Writer.TryEnqueueControl(frame, out var overBudget) && overBudget)
+        {
+            Close(TunnelErrorCode.EnhanceYourCalm, "The peer made this side queue too many control frames.", exception: null, sendGoAway: true);
+        }
+    }
+
+    internal void CountDataSent(int count) => Interlocked.Add(ref _dataBytesSent, count);
+
+    internal Exception CreateClosedException()
+        => new TunnelStreamException(TunnelErrorCode.ConnectionLost, "The uplink has closed.", CloseReason);
+
+    internal void OnConnectionDataConsumed(int count)
+    {
+        var pending = Interlocked.Add(ref _connectionUnacknowledged, count);
+        if (pending < _connectionWindowUpdateThreshold)
+        {
+            return;
+        }
+
+        var increment = Interlocked.Exchange(ref _connectionUnacknowledged, 0);
+        if (increment > 0)
+        {
+            Interlocked.Add(ref _connectionReceiveWindow, increment);
+            EnqueueControl(OutboundFrame.WindowUpdate(0, increment));
+        }
+    }
+
+    internal void RemoveStream(TunnelStream stream)
+    {
+        if (!_streams.TryRemove(new KeyValuePair<int, TunnelStream>(stream.StreamId, stream)))
+        {
+            return;
+        }
+
+        lock (_stateLock)
+        {
+            if (stream.IsLocal)
+            {
+                _localStreamCount--;
+            }
+            else
+            {
+                _peerStreamCount--;
+            }
+        }
+
+        CloseIfDrained();
+    }
+
+    private void CloseIfDrained()
+    {
+        bool drained;
+        lock (_stateLock)
+        {
+            drained = (_localGoingAway || _peerGoingAway) && !_isClosed && _streams.IsEmpty;
+        }
+
+        if (drained)
+        {
+            Close(TunnelErrorCode.NoError, "Drained.", exception: null, sendGoAway: false);
+        }
+    }
+
+    private void Close(TunnelErrorCode errorCode, string message, Exception? exception, bool sendGoAway)
+    {
+        lock (_stateLock)
+        {
+            if (_isClosed)
+            {
+                return;
+            }
+
+            _isClosed = true;
+            _closeErrorCode = errorCode;
+            _closeReason = exception ?? new TunnelConnectionException(errorCode, message);
+            sendGoAway &= !_goAwaySent || errorCode != TunnelErrorCode.NoError;
+            _goAwaySent |= sendGoAway;
+        }
+
+        Log.UplinkClosed(_logger, Name, errorCode, message);
+        if (sendGoAway)
+        {
+            // Bypasses the control budget: this is the last frame, and it must not trigger another close.
+            Writer.TryEnqueue(OutboundFrame.GoAway(Volatile.Read(ref _lastPeerStreamId), errorCode, Encoding.UTF8.GetBytes(message)));
+        }
+
+        Writer.Complete();
+        var streamError = new TunnelStreamException(TunnelErrorCode.ConnectionLost, $"The uplink closed: {message}", _closeReason);
+        foreach (var pair in _streams)
+        {
+            pair.Value.Abort(streamError);
+        }
+
+        FlowControl.Abort(streamError);
+        _ready.TrySetException(streamError);
+        _transport.Input.CancelPendingRead();
+        _closing.Cancel();
+    }
+
+    private async Task RunWriterAsync()
+    {
+        try
+        {
+            await Writer.RunAsync();
+            Close(TunnelErrorCode.ConnectionLost, "The transport stopped accepting writes.", exception: null, sendGoAway: false);
+        }
+        catch (Exception ex)
+        {
+            Close(TunnelErrorCode.ConnectionLost, "Writing to the transport failed.", ex, sendGoAway: false);
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        var input = _transport.Input;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync();
+                var buffer = result.Buffer;
+                Interlocked.Add(ref _bytesReceived, buffer.Length);
+                Volatile.Write(ref _lastReceivedTimestamp, _time.GetTimestamp());
+                try
+                {
+                    while (FrameReader.TryReadFrame(ref buffer, _limits.MaxFrameSize, out var header, out var payload))
+                    {
+                        ProcessFrame(header, payload);
+                    }
+
+                    if (result.IsCanceled || IsClosed)
+                    {
+                        return;
+                    }
+
+                    if (result.IsCompleted)
+                    {
+                        var message = buffer.IsEmpty ? "The peer closed the transport." : "The peer closed the transport in the middle of a frame.";
+                        Close(TunnelErrorCode.ConnectionLost, message, exception: null, sendGoAway: false);
+                        return;
+                    }
+                }
+                finally
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                }
+            }
+        }
+        catch (TunnelConnectionException ex)
+        {
+            Log.ProtocolError(_logger, Name, ex.ErrorCode, ex.Message);
+            Close(ex.ErrorCode, ex.Message, ex, sendGoAway: true);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException
+            || ex.GetType().Name == "ConnectionResetException" || ex.GetType().Name == "ConnectionAbortedException")
+        {
+            Close(TunnelErrorCode.ConnectionLost, ex.Message, ex, sendGoAway: false);
+        }
+        catch (Exception ex)
+        {
+            Log.UnexpectedError(_logger, Name, ex);
+            Close(TunnelErrorCode.InternalError, "Internal error.", ex, sendGoAway: true);
+        }
+    }
+
+    private void ProcessFrame(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        if (!_peerSettingsReceived && header.Type != FrameType.Settings)
+        {
+            throw new TunnelConnectionException(TunnelErrorCode.ProtocolError, $"The first frame must be SETTINGS; got {header.Type}.");
+        }
+
+        switch (header.Type)
+        {
+            case FrameType.Data:
+                ProcessData(header, payload);
+                break;
+            case FrameType.Headers:
+                ProcessHeaders(header, payload);
+                break;
+            case FrameType.Reset:
+                ProcessReset(header, payload);
+                break;
+            case FrameType.Settings:
+                ProcessSettings(header, payload);
+                break;
+            case FrameType.Ping:
+                ProcessPing(header, payload);
+                break;
+            case FrameType.GoAway:
+                ProcessGoAway(payload);
+                break;
+            case FrameType.WindowUpdate:
+                ProcessWindowUpdate(header, payload);
+                break;
+        }
+    }
+
+    private void ProcessData(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        var length = header.PayloadLength;
+        if (length > Volatile.Read(ref _connectionReceiveWindow))
+        {
+            throw new TunnelConnectionException(
+                TunnelErrorCode.FlowControlError,
+                $"Received {length} bytes of DATA with {_connectionReceiveWindow} bytes of connection window left.");
+        }
+
+        Interlocked.Add(ref _connectionReceiveWindow, -length);
+        if (_streams.TryGetValue(header.StreamId, out var stream))
+        {
+            stream.OnData(payload, header.HasFlag(FrameFlags.EndStream));
+            return;
+        }
+
+        EnsureNotIdle(header);
+
+        // A stream this side already closed (reliability.md A6): drop the bytes but give the credit back.
+        if (length > 0)
+        {
+            OnConnectionDataConsumed(length);
+        }
+    }
+
+    private void ProcessHeaders(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        var streamId = header.StreamId;
+        if (_streams.TryGetValue(streamId, out var existing))
+        {
+            existing.OnHeaders(payload, header.HasFlag(FrameFlags.EndStream));
+            return;
+        }
+
+        if (!IsPeerStreamId(streamId) || streamId <= _lastPeerStreamId)
+        {
+            // A closed stream is fine (race with our RESET); a local id we never opened is not.
+            EnsureNotIdle(header);
+            return;
+        }
+
+        Volatile.Write(ref _lastPeerStreamId, streamId);
+        string? refusal = null;
+        TunnelStream? stream = null;
+        lock (_stateLock)
+        {
+            if (_isClosed || _localGoingAway)
+            {
+                refusal = "the connection is draining";
+            }
+            else if (_peerStreamCount >= _limits.MaxConcurrentStreams)
+            {
+                refusal = "the peer exceeded MaxConcurrentStreams";
+            }
+            else if (_options.StreamHandler is null)
+            {
+                refusal = "this side accepts no streams";
+            }
+            else
+            {
+                _peerStreamCount++;
+                stream = new TunnelStream(this, streamId, isLocal: false, sendWindow: _peerSettings.InitialWindowSize, receiveWindow: _limits.InitialStreamWindowSize);
+                _streams[streamId] = stream;
+            }
+        }
+
+        if (stream is null)
+        {
+            Log.StreamRefused(_logger, Name, streamId, refusal!);
+            EnqueueControl(OutboundFrame.Reset(streamId, TunnelErrorCode.RefusedStream));
+            return;
+        }
+
+        Interlocked.Increment(ref _streamsOpened);
+        stream.OnHeaders(payload, header.HasFlag(FrameFlags.EndStream));
+        _options.StreamHandler!.OnStreamOpened(stream);
+    }
+
+    private void ProcessReset(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        var errorCode = (TunnelErrorCode)ReadUInt32(payload);
+        if (_streams.TryGetValue(header.StreamId, out var stream))
+        {
+            stream.OnReset(errorCode);
+            return;
+        }
+
+        EnsureNotIdle(header);
+    }
+
+    private void ProcessSettings(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        if (header.HasFlag(FrameFlags.Ack))
+        {
+            return;
+        }
+
+        if (_peerSettingsReceived)
+        {
+            throw new TunnelConnectionException(TunnelErrorCode.ProtocolError, "SETTINGS may be sent only once, as the first frame.");
+        }
+
+        var settings = SettingsFrame.ReadPayload(payload);
+        Volatile.Write(ref _peerSettings, settings);
+        _peerSettingsReceived = true;
+        EnqueueControl(OutboundFrame.SettingsAck());
+        Log.UplinkEstablished(_logger, Name, settings.MaxConcurrentStreams, settings.InitialWindowSize, settings.MaxFrameSize);
+        _ready.TrySetResult();
+    }
+
+    private void ProcessPing(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        Span<byte> opaque = stackalloc byte[8];
+        payload.CopyTo(opaque);
+        var value = BinaryPrimitives.ReadUInt64BigEndian(opaque);
+        if (!header.HasFlag(FrameFlags.Ack))
+        {
+            EnqueueControl(OutboundFrame.Ping(value, ack: true));
+            return;
+        }
+
+        var sent = Interlocked.Exchange(ref _pingSentTimestamp, 0);
+        if (sent != 0 && (ulong)sent == value)
+        {
+            Interlocked.Exchange(ref _roundTripTicks, _time.GetElapsedTime(sent).Ticks);
+        }
+    }
+
+    private void ProcessGoAway(in ReadOnlySequence<byte> payload)
+    {
+        Span<byte> fixedPart = stackalloc byte[8];
+        payload.Slice(0, 8).CopyTo(fixedPart);
+        var lastStreamId = (int)(BinaryPrimitives.ReadUInt32BigEndian(fixedPart) & 0x7FFF_FFFFu);
+        var errorCode = (TunnelErrorCode)BinaryPrimitives.ReadUInt32BigEndian(fixedPart.Slice(4));
+        var debugLength = (int)Math.Min(payload.Length - 8, 1024);
+        var message = debugLength > 0 ? Encoding.UTF8.GetString(payload.Slice(8, debugLength)) : string.Empty;
+        Log.GoAwayReceived(_logger, Name, errorCode, lastStreamId, message);
+
+        lock (_stateLock)
+        {
+            _peerGoingAway = true;
+        }
+
+        if (errorCode != TunnelErrorCode.NoError)
+        {
+            Close(errorCode, $"The peer sent GOAWAY: {message}", exception: null, sendGoAway: false);
+            return;
+        }
+
+        // Streams this side opened above the peer's last id were never processed: fail them as refused so the
+        // caller can retry them elsewhere (docs/protocol.md §5.4).
+        foreach (var pair in _streams)
+        {
+            if (pair.Value.IsLocal && pair.Key > lastStreamId)
+            {
+                pair.Value.Abort(new TunnelStreamException(TunnelErrorCode.RefusedStream, "The peer is draining and did not process this stream."));
+            }
+        }
+
+        CloseIfDrained();
+    }
+
+    private void ProcessWindowUpdate(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        var increment = (int)(ReadUInt32(payload) & 0x7FFF_FFFFu);
+        if (header.StreamId == 0)
+        {
+            if (increment == 0)
+            {
+                throw new TunnelConnectionException(TunnelErrorCode.ProtocolError, "A connection WINDOW_UPDATE had an increment of 0.");
+            }
+
+            FlowControl.OnConnectionWindowUpdate(increment);
+            return;
+        }
+
+        if (_streams.TryGetValue(header.StreamId, out var stream))
+        {
+            if (increment == 0)
+            {
+                stream.Reset(TunnelErrorCode.ProtocolError, "A stream WINDOW_UPDATE had an increment of 0.");
+                return;
+            }
+
+            stream.OnWindowUpdate(increment);
+            return;
+        }
+
+        EnsureNotIdle(header);
+    }
+
+    /// <summary>A frame for a stream not in the table is fine if the stream existed once; for one never opened it is a protocol error.</summary>
+    private void EnsureNotIdle(in FrameHeader header)
+    {
+        var id = header.StreamId;
+        bool everOpened;
+        if (IsPeerStreamId(id))
+        {
+            everOpened = id <= _lastPeerStreamId;
+        }
+        else
+        {
+            lock (_stateLock)
+            {
+                everOpened = id < _nextLocalStreamId;
+            }
+        }
+
+        if (!everOpened)
+        {
+            throw new TunnelConnectionException(
+                TunnelErrorCode.ProtocolError,
+                $"A {header.Type} frame named stream {id}, which was never opened.");
+        }
+    }
+
+    private bool IsPeerStreamId(int streamId) => (streamId & 1) == (_options.Role == TunnelRole.Server ? 1 : 0);
+
+    private async Task RunHeartbeatAsync()
+    {
+        var interval = _limits.KeepAliveInterval;
+        var timeout = _limits.KeepAliveTimeout;
+        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, Math.Min(interval.Ticks, timeout.Ticks) / 2));
+        using var timer = new PeriodicTimer(tick, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_closing.Token))
+            {
+                var idle = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedTimestamp));
+                if (idle >= timeout)
+                {
+                    Log.KeepAliveTimeout(_logger, Name, idle);
+                    Close(TunnelErrorCode.ConnectionLost, $"No frame from the peer for {idle.TotalSeconds:0.#} s.", exception: null, sendGoAway: true);
+                    return;
+                }
+
+                if (idle >= interval && Interlocked.Read(ref _pingSentTimestamp) == 0)
+                {
+                    var now = _time.GetTimestamp();
+                    Interlocked.Exchange(ref _pingSentTimestamp, now);
+                    EnqueueControl(OutboundFrame.Ping((ulong)now, ack: false));
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static uint ReadUInt32(in ReadOnlySequence<byte> payload)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        payload.Slice(0, 4).CopyTo(bytes);
+        return BinaryPrimitives.ReadUInt32BigEndian(bytes);
+    }
+}
