@@ -114,7 +114,9 @@ public static class HeaderBlockReader
                 return "A header value contains CR, LF, NUL or another control character.";
             }
 
-            listSize += name.Length + value.Length + FieldOverhead;
+            // A table name counts with its decoded spelling: the limit is on the decoded list (RFC 9113 §6.5.2).
+            var nameLength = index == 0 ? name.Length : StaticTable.GetName(index)!.Length;
+            listSize += nameLength + value.Length + FieldOverhead;
             if (listSize > maxHeaderListSize)
             {
                 return "The header list is larger than the announced limit.";

@@ -50,7 +50,7 @@ public ref struct HeaderBlockWriter
 
     public readonly ReadOnlySpan<byte> WrittenSpan => _buffer.Slice(0, _length);
 
-    public void WriteRequestHead(string method, ReadOnlySpan<char> target)
+    public void WriteRequestHead(string method, scoped ReadOnlySpan<char> target)
     {
         if (!TryReserve(2, out var head))
         {
@@ -86,7 +86,7 @@ public ref struct HeaderBlockWriter
     }
 
     /// <summary>Adds one field. Invalid fields are skipped rather than forwarded (reliability.md A12, D15).</summary>
-    public HeaderFieldResult WriteField(string name, ReadOnlySpan<char> value)
+    public HeaderFieldResult WriteField(string name, scoped ReadOnlySpan<char> value)
     {
         if (!HeaderValidation.IsValidValue(value))
         {
@@ -120,7 +120,7 @@ public ref struct HeaderBlockWriter
         return HeaderFieldResult.Written;
     }
 
-    private void WriteString(ReadOnlySpan<char> value)
+    private void WriteString(scoped ReadOnlySpan<char> value)
     {
         if (_overflow)
         {

@@ -29,16 +29,18 @@ public sealed class TunnelConnection : IAsyncDisposable
     private readonly ConcurrentDictionary<int, TunnelStream> _streams = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _peerGoingAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closing = new();
     private readonly Lock _stateLock = new();
     private readonly int _connectionWindowUpdateThreshold;
 
     // Guarded by _stateLock.
     private int _nextLocalStreamId;
+    private int _lastLocalStreamIdSent;
     private int _localStreamCount;
     private int _peerStreamCount;
     private bool _localGoingAway;
-    private bool _peerGoingAway;
+    private bool _peerIsGoingAway;
     private bool _isClosed;
     private bool _goAwaySent;
     private Exception? _closeReason;
@@ -84,6 +86,12 @@ public sealed class TunnelConnection : IAsyncDisposable
     /// <summary>Completes when the connection has closed, for whatever reason.</summary>
     public Task Closed => _closed.Task;
 
+    /// <summary>
+    /// Completes when the peer sends GOAWAY or the connection closes: from then on no new streams, so an owner that
+    /// wants capacity opens a replacement now, while this connection drains.
+    /// </summary>
+    public Task PeerGoingAway => _peerGoingAway.Task;
+
     /// <summary>The limits the peer announced.</summary>
     public TunnelSettings PeerSettings => Volatile.Read(ref _peerSettings);
 
@@ -109,7 +117,7 @@ public sealed class TunnelConnection : IAsyncDisposable
         {
             lock (_stateLock)
             {
-                return _isClosed || _localGoingAway || _peerGoingAway;
+                return _isClosed || _localGoingAway || _peerIsGoingAway;
             }
         }
     }
@@ -220,7 +228,7 @@ public sealed class TunnelConnection : IAsyncDisposable
         var drain = false;
         lock (_stateLock)
         {
-            if (_isClosed || _localGoingAway || _peerGoingAway || !_ready.Task.IsCompletedSuccessfully
+            if (_isClosed || _localGoingAway || _peerIsGoingAway || !_ready.Task.IsCompletedSuccessfully
                 || _localStreamCount >= _peerSettings.MaxConcurrentStreams)
             {
                 stream = null;
@@ -319,15 +327,52 @@ public sealed class TunnelConnection : IAsyncDisposable
         }
     }
 
-    internal void RemoveStream(TunnelStream stream)
+    /// <summary>
+    /// Queues the first HEADERS of a stream this side opened. Ids must reach the peer in increasing order
+    /// (docs/protocol.md §5.1): the peer takes a lower id than one it has already seen for a closed stream and drops
+    /// the frame, which would leave the stream waiting forever. <see cref="TryOpenStream"/> hands out ids before the
+    /// caller has built its head, so when a stream opened later has already sent its HEADERS, this one moves to a
+    /// fresh id (the peer has never seen the old one). Choosing the id and queueing happen under one lock, as
+    /// HttpClient's Http2Connection does.
+    /// </summary>
+    /// <returns>False when the connection is closing or out of ids; the caller still owns <paramref name="block"/>.</returns>
+    internal bool TryEnqueueOpeningHeaders(TunnelStream stream, byte[] block, int length, FrameFlags flags)
     {
-        if (!_streams.TryRemove(new KeyValuePair<int, TunnelStream>(stream.StreamId, stream)))
-        {
-            return;
-        }
-
         lock (_stateLock)
         {
+            if (_isClosed)
+            {
+                return false;
+            }
+
+            if (stream.StreamId < _lastLocalStreamIdSent)
+            {
+                if (_nextLocalStreamId > MaxStreamId - 2
+                    || !_streams.TryRemove(new KeyValuePair<int, TunnelStream>(stream.StreamId, stream)))
+                {
+                    return false;
+                }
+
+                stream.StreamId = _nextLocalStreamId;
+                _nextLocalStreamId += 2;
+                _streams[stream.StreamId] = stream;
+            }
+
+            _lastLocalStreamIdSent = stream.StreamId;
+            return Writer.TryEnqueue(OutboundFrame.Payload(FrameType.Headers, flags, stream.StreamId, block, 0, length, returnBuffer: true));
+        }
+    }
+
+    internal void RemoveStream(TunnelStream stream)
+    {
+        lock (_stateLock)
+        {
+            // Under the lock, because TryEnqueueOpeningHeaders may move a stream to another id.
+            if (!_streams.TryRemove(new KeyValuePair<int, TunnelStream>(stream.StreamId, stream)))
+            {
+                return;
+            }
+
             if (stream.IsLocal)
             {
                 _localStreamCount--;
@@ -346,7 +391,7 @@ public sealed class TunnelConnection : IAsyncDisposable
         bool drained;
         lock (_stateLock)
         {
-            drained = (_localGoingAway || _peerGoingAway) && !_isClosed && _streams.IsEmpty;
+            drained = (_localGoingAway || _peerIsGoingAway) && !_isClosed && _streams.IsEmpty;
         }
 
         if (drained)
@@ -387,6 +432,7 @@ public sealed class TunnelConnection : IAsyncDisposable
 
         FlowControl.Abort(streamError);
         _ready.TrySetException(streamError);
+        _peerGoingAway.TrySetResult();
         _transport.Input.CancelPendingRead();
         _closing.Cancel();
     }
@@ -459,9 +505,10 @@ public sealed class TunnelConnection : IAsyncDisposable
 
     private void ProcessFrame(in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
-        if (!_peerSettingsReceived && header.Type != FrameType.Settings)
+        // An ACK cannot come first either: the peer sends its own SETTINGS before anything else.
+        if (!_peerSettingsReceived && (header.Type != FrameType.Settings || header.HasFlag(FrameFlags.Ack)))
         {
-            throw new TunnelConnectionException(TunnelErrorCode.ProtocolError, $"The first frame must be SETTINGS; got {header.Type}.");
+            throw new TunnelConnectionException(TunnelErrorCode.ProtocolError, $"The first frame must be SETTINGS; got {header.Type} with flags 0x{(byte)header.Flags:X2}.");
         }
 
         switch (header.Type)
@@ -631,8 +678,10 @@ public sealed class TunnelConnection : IAsyncDisposable
 
         lock (_stateLock)
         {
-            _peerGoingAway = true;
+            _peerIsGoingAway = true;
         }
+
+        _peerGoingAway.TrySetResult();
 
         if (errorCode != TunnelErrorCode.NoError)
         {

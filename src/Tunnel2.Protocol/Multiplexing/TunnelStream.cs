@@ -71,7 +71,11 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         _creditSource.RunContinuationsAsynchronously = true;
     }
 
-    public int StreamId { get; }
+    /// <summary>
+    /// The stream's id. For a stream this side opened it can change once, before its first HEADERS leaves, when a
+    /// stream opened later was sent first (ids must reach the peer in increasing order, docs/protocol.md §5.1).
+    /// </summary>
+    public int StreamId { get; internal set; }
 
     /// <summary>True when this endpoint opened the stream.</summary>
     public bool IsLocal { get; }
@@ -133,6 +137,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
             throw new InvalidOperationException($"A header block of {length} bytes exceeds the peer's limit of {MaxHeaderBlockSize}.");
         }
 
+        bool opening;
         lock (_lock)
         {
             if (_localEnded)
@@ -141,14 +146,24 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
                 return false;
             }
 
+            opening = IsLocal && !_headersSent;
             _headersSent = true;
             _localEnded = endStream;
         }
 
         var flags = endStream ? FrameFlags.EndStream : FrameFlags.None;
-        if (!_connection.Writer.TryEnqueue(OutboundFrame.Payload(FrameType.Headers, flags, StreamId, block, 0, length, returnBuffer: true)))
+        var queued = opening
+            ? _connection.TryEnqueueOpeningHeaders(this, block, length, flags)
+            : _connection.Writer.TryEnqueue(OutboundFrame.Payload(FrameType.Headers, flags, StreamId, block, 0, length, returnBuffer: true));
+        if (!queued)
         {
             ArrayPool<byte>.Shared.Return(block);
+            if (opening)
+            {
+                // The peer never heard of this stream: end it here so it does not hold a concurrency slot.
+                Abort(new TunnelStreamException(TunnelErrorCode.RefusedStream, "The stream could not be opened: the uplink is closing or out of stream ids."));
+            }
+
             return false;
         }
 

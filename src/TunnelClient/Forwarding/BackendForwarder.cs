@@ -1,0 +1,320 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Tunnel2.Protocol;
+using Tunnel2.Protocol.HeaderBlocks;
+using Tunnel2.Protocol.Multiplexing;
+
+namespace Tunnel2.Client.Forwarding;
+
+/// <summary>
+/// Forwards each stream the server opens to a backend: at most <see cref="TunnelClientOptions.MaxConcurrentRequests"/>
+/// at once (a <see cref="SemaphoreSlim"/>), up to <see cref="TunnelClientOptions.MaxQueuedRequests"/> more waiting,
+/// beyond that the stream is refused (503 at the entry). One shared <see cref="SocketsHttpHandler"/> configured as
+/// YARP's forwarder client; bodies streamed both ways in pooled buffers.
+/// </summary>
+internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
+{
+    private static readonly UriCreationOptions s_uriOptions = new() { DangerousDisablePathAndQueryCanonicalization = true };
+
+    private readonly TunnelClientOptions _options;
+    private readonly BackendRoutes _routes;
+    private readonly ILogger _logger;
+    private readonly HttpMessageInvoker _invoker;
+    private readonly SemaphoreSlim _concurrency;
+    private readonly int _maxAdmitted;
+    private int _admitted;
+
+    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, ILogger<BackendForwarder> logger)
+    {
+        _options = options.Value;
+        _routes = routes;
+        _logger = logger;
+        _concurrency = new SemaphoreSlim(_options.MaxConcurrentRequests, _options.MaxConcurrentRequests);
+        _maxAdmitted = _options.MaxConcurrentRequests + _options.MaxQueuedRequests;
+        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = _options.BackendConnectTimeout,
+            ActivityHeadersPropagator = null,
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+
+            // Header bytes pass through unchanged, as on the server (docs/protocol.md §4.2).
+            RequestHeaderEncodingSelector = static (_, _) => Encoding.Latin1,
+            ResponseHeaderEncodingSelector = static (_, _) => Encoding.Latin1,
+        });
+    }
+
+    /// <summary>Requests admitted and not finished: running plus queued.</summary>
+    public int Admitted => Volatile.Read(ref _admitted);
+
+    /// <summary>Requests waiting for a forwarding slot.</summary>
+    public int QueueDepth => Math.Max(0, Admitted - (_options.MaxConcurrentRequests - _concurrency.CurrentCount));
+
+    public void OnStreamOpened(TunnelStream stream)
+    {
+        var admitted = Interlocked.Increment(ref _admitted);
+        if (admitted > _maxAdmitted)
+        {
+            Interlocked.Decrement(ref _admitted);
+            Log.QueueFull(_logger, admitted - 1);
+            stream.Reset(TunnelErrorCode.ClientOverloaded, "The forwarding queue is full.");
+            return;
+        }
+
+        // Off the read loop: decoding, routing and the backend call run on the thread pool.
+        ThreadPool.UnsafeQueueUserWorkItem(new ForwardWorkItem(this, stream), preferLocal: false);
+    }
+
+    public void Dispose()
+    {
+        _invoker.Dispose();
+        _concurrency.Dispose();
+    }
+
+    private async Task ForwardAsync(TunnelStream stream)
+    {
+        var acquired = false;
+        try
+        {
+            if (!_concurrency.Wait(0))
+            {
+                await _concurrency.WaitAsync(stream.Aborted);
+            }
+
+            acquired = true;
+            await ForwardCoreAsync(stream);
+        }
+        catch (Exception) when (stream.AbortReason is not null)
+        {
+            // The server reset the stream (public client gone) or the uplink dropped: nobody to answer.
+        }
+        catch (Exception ex)
+        {
+            Log.ForwardingError(_logger, ex);
+            stream.Reset(TunnelErrorCode.InternalError, "Forwarding failed.");
+        }
+        finally
+        {
+            if (acquired)
+            {
+                _concurrency.Release();
+            }
+
+            Interlocked.Decrement(ref _admitted);
+        }
+    }
+
+    private async Task ForwardCoreAsync(TunnelStream stream)
+    {
+        var head = await stream.ReadHeadersAsync();
+        var hasBody = !head.EndStream;
+        using var request = new HttpRequestMessage { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
+        if (hasBody)
+        {
+            request.Content = new TunnelRequestContent(stream, length: null);
+        }
+
+        var decoder = new RequestHeadDecoder(request, hasBody);
+        string? error;
+        using (head)
+        {
+            error = HeaderBlockReader.Read(head.Span, ref decoder, _options.Limits.MaxHeaderListSize) ?? decoder.Error;
+        }
+
+        if (error is not null || decoder.Target is null)
+        {
+            Log.BadRequestHead(_logger, error ?? "no request head");
+            stream.Reset(TunnelErrorCode.RequestInvalid, error);
+            return;
+        }
+
+        if (decoder.ContentLength is { } contentLength && request.Content is not null)
+        {
+            request.Content.Headers.ContentLength = contentLength;
+        }
+
+        var backendUrl = _routes.Resolve(decoder.Target);
+        request.RequestUri = new Uri(backendUrl, in s_uriOptions);
+
+        HttpResponseMessage response;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
+        timeout.CancelAfter(_options.BackendTimeout);
+        try
+        {
+            response = await _invoker.SendAsync(request, timeout.Token);
+        }
+        catch (Exception) when (stream.AbortReason is not null)
+        {
+            return;
+        }
+        catch (OperationCanceledException ex)
+        {
+            Log.BackendFailed(_logger, request.Method.Method, request.RequestUri.GetLeftPart(UriPartial.Authority), TunnelErrorCode.BackendTimeout, ex);
+            stream.Reset(TunnelErrorCode.BackendTimeout, "The backend did not answer in time.");
+            return;
+        }
+        catch (HttpRequestException ex)
+        {
+            var code = Classify(ex);
+            Log.BackendFailed(_logger, request.Method.Method, request.RequestUri.GetLeftPart(UriPartial.Authority), code, ex);
+            stream.Reset(code, ex.Message);
+            return;
+        }
+
+        using (response)
+        {
+            timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+            if (!TrySendResponseHead(stream, request, response, out var endStream))
+            {
+                stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's response head is too large for the tunnel.");
+                return;
+            }
+
+            if (!endStream)
+            {
+                await CopyResponseBodyAsync(stream, request, response);
+            }
+        }
+
+        await stream.Input.CompleteAsync();
+    }
+
+    private static bool TrySendResponseHead(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, out bool endStream)
+    {
+        var status = (int)response.StatusCode;
+        var contentHeaders = response.Content.Headers;
+        endStream = request.Method == HttpMethod.Head
+            || status is StatusCodes.NoContent or StatusCodes.NotModified
+            || contentHeaders.ContentLength == 0;
+
+        var maxBlock = stream.MaxHeaderBlockSize;
+        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
+        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
+        writer.WriteResponseHead(status);
+        var connection = response.Headers.NonValidated.TryGetValues("Connection", out var values) ? values.ToString() : null;
+        if (!WriteFields(ref writer, response.Headers.NonValidated, connection) || !WriteFields(ref writer, contentHeaders.NonValidated, connection))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return false;
+        }
+
+        stream.TrySendHeaders(buffer, writer.Length, endStream);
+        return true;
+    }
+
+    private static bool WriteFields(ref HeaderBlockWriter writer, HttpHeadersNonValidated headers, string? connection)
+    {
+        foreach (var header in headers)
+        {
+            var name = header.Key;
+            if (HopByHopHeaders.IsHopByHop(name) || (connection is not null && HopByHopHeaders.IsNominated(connection, name)))
+            {
+                continue;
+            }
+
+            foreach (var value in header.Value)
+            {
+                if (writer.WriteField(name, value) == HeaderFieldResult.Overflow)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private async Task CopyResponseBodyAsync(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response)
+    {
+        var remaining = response.Content.Headers.ContentLength ?? -1;
+        var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
+        var aborted = stream.Aborted;
+        Stream body;
+        try
+        {
+            body = await response.Content.ReadAsStreamAsync(aborted);
+        }
+        catch (Exception ex) when (stream.AbortReason is null)
+        {
+            FailAfterStart(stream, request, ex);
+            return;
+        }
+
+        while (true)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(frameSize);
+            int read;
+            try
+            {
+                read = await body.ReadAsync(buffer.AsMemory(0, frameSize), aborted);
+            }
+            catch (Exception ex)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                if (stream.AbortReason is null)
+                {
+                    FailAfterStart(stream, request, ex);
+                }
+
+                return;
+            }
+
+            if (read == 0)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                if (remaining > 0)
+                {
+                    FailAfterStart(stream, request, new HttpRequestException("The backend's body ended before its Content-Length."));
+                    return;
+                }
+
+                stream.Complete();
+                return;
+            }
+
+            if (remaining > 0)
+            {
+                remaining -= read;
+            }
+
+            // With a known length, END_STREAM rides on the last DATA frame instead of an extra empty frame.
+            var last = remaining == 0;
+            await stream.SendDataAsync(buffer, read, endStream: last, aborted);
+            if (last)
+            {
+                return;
+            }
+        }
+    }
+
+    private void FailAfterStart(TunnelStream stream, HttpRequestMessage request, Exception exception)
+    {
+        Log.BackendFailedAfterStart(_logger, request.Method.Method, request.RequestUri!.GetLeftPart(UriPartial.Authority), exception);
+        stream.Reset(TunnelErrorCode.BackendAborted, "The backend failed in the middle of its response.");
+    }
+
+    private static TunnelErrorCode Classify(HttpRequestException exception) => exception.HttpRequestError switch
+    {
+        HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded or HttpRequestError.ConfigurationLimitExceeded
+            => TunnelErrorCode.BackendInvalidResponse,
+        _ => TunnelErrorCode.BackendUnavailable,
+    };
+
+    private static class StatusCodes
+    {
+        public const int NoContent = 204;
+        public const int NotModified = 304;
+    }
+
+    private sealed class ForwardWorkItem(BackendForwarder forwarder, TunnelStream stream) : IThreadPoolWorkItem
+    {
+        public void Execute() => _ = forwarder.ForwardAsync(stream);
+    }
+}

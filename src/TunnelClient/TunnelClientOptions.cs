@@ -1,0 +1,68 @@
+using Tunnel2.Protocol;
+
+namespace Tunnel2.Client;
+
+/// <summary>
+/// Settings of the TunnelClient, from (lowest to highest precedence) appsettings.json, appsettings.{Environment}.json,
+/// environment variables (<c>Tunnel__Server</c>, …; <c>TUNNEL2_TOKEN</c> for the token) and command-line flags.
+/// </summary>
+public sealed class TunnelClientOptions
+{
+    public const string SectionName = "Tunnel";
+
+    /// <summary>Base URL of the TunnelServer (http or https).</summary>
+    public string Server { get; set; } = "http://127.0.0.1:12000";
+
+    /// <summary>Backend for every path no <see cref="Routes"/> entry matches.</summary>
+    public string Backend { get; set; } = "http://127.0.0.1:12007";
+
+    /// <summary>Path prefix → backend URL; the longest matching prefix wins (on a segment boundary). Paths are forwarded unchanged.</summary>
+    public Dictionary<string, string> Routes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The uplink token. Never accepted on the command line: use TUNNEL2_TOKEN, configuration, or <see cref="TokenFile"/>.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>A file holding the token (first line); used when <see cref="Token"/> is empty.</summary>
+    public string? TokenFile { get; set; }
+
+    /// <summary>Session id to ask for (GUID). Granted if the token may have it; otherwise the server assigns one.</summary>
+    public string? Session { get; set; }
+
+    /// <summary>
+    /// Uplink connections per session. Two by default: requests spread over both, and losing one loses only its
+    /// in-flight requests (docs/performance.md has the measurement behind the default).
+    /// </summary>
+    public int Uplinks { get; set; } = 2;
+
+    /// <summary>Requests forwarded to backends at once (the SemaphoreSlim bound).</summary>
+    public int MaxConcurrentRequests { get; set; } = 512;
+
+    /// <summary>Requests that may wait for a forwarding slot; beyond this the server answers 503.</summary>
+    public int MaxQueuedRequests { get; set; } = 4096;
+
+    /// <summary>How long a backend may take to send its response head (then 504).</summary>
+    public TimeSpan BackendTimeout { get; set; } = TimeSpan.FromSeconds(100);
+
+    /// <summary>TCP (and TLS) connect timeout towards backends (then 502).</summary>
+    public TimeSpan BackendConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long dialing the server and the upgrade may take.</summary>
+    public TimeSpan ServerConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>First reconnect delay cap; doubles per failed attempt (full jitter) up to <see cref="ReconnectMaxDelay"/>.</summary>
+    public TimeSpan ReconnectBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>An uplink that stayed up this long resets the backoff.</summary>
+    public TimeSpan StableConnectionTime { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>On shutdown, how long in-flight requests may take to finish.</summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Accept any server certificate. For development against a self-signed server only.</summary>
+    public bool DangerousAcceptAnyServerCertificate { get; set; }
+
+    /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
+    public TunnelLimits Limits { get; set; } = new();
+}

@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Options;
+
+namespace Tunnel2.Client;
+
+/// <summary>Start-up checks of <see cref="TunnelClientOptions"/>; each failure names the setting and how to fix it.</summary>
+internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClientOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TunnelClientOptions options)
+    {
+        var failures = new List<string>();
+        CheckUrl(failures, "--server (Tunnel:Server)", options.Server);
+        CheckUrl(failures, "--backend (Tunnel:Backend)", options.Backend);
+        foreach (var (prefix, url) in options.Routes)
+        {
+            if (!prefix.StartsWith('/'))
+            {
+                failures.Add($"Route prefix '{prefix}' must start with '/'.");
+            }
+
+            CheckUrl(failures, $"route '{prefix}'", url);
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Token) && string.IsNullOrWhiteSpace(options.TokenFile))
+        {
+            failures.Add("No uplink token: set TUNNEL2_TOKEN, Tunnel:Token in configuration, or --token-file <path>.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Session) && !Guid.TryParseExact(options.Session, "D", out _))
+        {
+            failures.Add($"--session (Tunnel:Session) '{options.Session}' is not a GUID such as 22222222-2222-2222-2222-222222222222.");
+        }
+
+        if (options.Uplinks is < 1 or > 16)
+        {
+            failures.Add($"--uplinks (Tunnel:Uplinks) must be between 1 and 16; it is {options.Uplinks}.");
+        }
+
+        if (options.MaxConcurrentRequests < 1)
+        {
+            failures.Add("--max-concurrent-requests (Tunnel:MaxConcurrentRequests) must be at least 1.");
+        }
+
+        if (options.MaxQueuedRequests < 0)
+        {
+            failures.Add("Tunnel:MaxQueuedRequests must not be negative.");
+        }
+
+        foreach (var (setting, value) in new[]
+        {
+            ("Tunnel:BackendTimeout", options.BackendTimeout),
+            ("Tunnel:BackendConnectTimeout", options.BackendConnectTimeout),
+            ("Tunnel:ServerConnectTimeout", options.ServerConnectTimeout),
+            ("Tunnel:ReconnectBaseDelay", options.ReconnectBaseDelay),
+            ("Tunnel:ReconnectMaxDelay", options.ReconnectMaxDelay),
+        })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                failures.Add($"{setting} must be positive.");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckUrl(List<string> failures, string setting, string value)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            failures.Add($"{setting} must be an absolute http:// or https:// URL; it is '{value}'.");
+        }
+        else if (!string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment))
+        {
+            failures.Add($"{setting} must not have a query or fragment; it is '{value}'.");
+        }
+    }
+}

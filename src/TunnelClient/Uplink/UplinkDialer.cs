@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+using Tunnel2.Protocol;
+
+namespace Tunnel2.Client.Uplink;
+
+internal enum DialOutcome
+{
+    Connected,
+
+    /// <summary>A failure worth retrying (network, 5xx, 429).</summary>
+    Failed,
+
+    /// <summary>The server refused this client for good (401/403/409): retrying cannot help.</summary>
+    Rejected,
+}
+
+internal sealed record DialResult(DialOutcome Outcome, Stream? Stream, Guid SessionId, string? PublicUrl, int StatusCode, string Message);
+
+/// <summary>Opens one uplink: TCP (and TLS) to the server, then the HTTP/1.1 upgrade of docs/protocol.md §2.</summary>
+internal sealed class UplinkDialer : IDisposable
+{
+    private const int MaxErrorBodyLength = 4096;
+
+    private readonly TunnelClientOptions _options;
+    private readonly TokenSource _token;
+    private readonly HttpMessageInvoker _invoker;
+    private readonly Uri _connectUri;
+
+    public UplinkDialer(IOptions<TunnelClientOptions> options, TokenSource token)
+    {
+        _options = options.Value;
+        _token = token;
+        _connectUri = new Uri(new Uri(_options.Server.TrimEnd('/') + "/"), UplinkHandshake.DefaultPath.TrimStart('/'));
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = _options.ServerConnectTimeout,
+            PooledConnectionLifetime = TimeSpan.Zero,
+            ConnectCallback = ConnectAsync,
+        };
+
+        if (_options.DangerousAcceptAnyServerCertificate)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
+        }
+
+        _invoker = new HttpMessageInvoker(handler);
+    }
+
+    public async Task<DialResult> DialAsync(Guid? sessionId, Guid instanceId, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, _connectUri)
+        {
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        request.Headers.Connection.Add("Upgrade");
+        request.Headers.Upgrade.Add(new ProductHeaderValue(UplinkHandshake.UpgradeToken));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token.GetToken());
+        request.Headers.TryAddWithoutValidation(UplinkHandshake.VersionHeader, UplinkHandshake.CurrentVersion);
+        request.Headers.TryAddWithoutValidation(UplinkHandshake.InstanceHeader, instanceId.ToString("D"));
+        if (sessionId is { } id)
+        {
+            request.Headers.TryAddWithoutValidation(UplinkHandshake.SessionHeader, id.ToString("D"));
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ServerConnectTimeout);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _invoker.SendAsync(request, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"no answer from {_connectUri} within {_options.ServerConnectTimeout.TotalSeconds:0.#} s");
+        }
+        catch (HttpRequestException ex)
+        {
+            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"{_connectUri}: {ex.Message}");
+        }
+
+        if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
+        {
+            var headers = response.Headers;
+            var assigned = headers.TryGetValues(UplinkHandshake.SessionHeader, out var values) && Guid.TryParse(values.FirstOrDefault(), out var parsed)
+                ? parsed
+                : Guid.Empty;
+            var publicUrl = headers.TryGetValues(UplinkHandshake.PublicUrlHeader, out var urls) ? urls.FirstOrDefault() : null;
+            if (assigned == Guid.Empty)
+            {
+                response.Dispose();
+                return new DialResult(DialOutcome.Failed, null, default, null, 101, "the server did not say which session it assigned");
+            }
+
+            var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            return new DialResult(DialOutcome.Connected, stream, assigned, publicUrl, 101, "connected");
+        }
+
+        using (response)
+        {
+            var message = await ReadMessageAsync(response, timeout.Token);
+            var status = (int)response.StatusCode;
+            var outcome = status is 401 or 403 or 409 or 426 ? DialOutcome.Rejected : DialOutcome.Failed;
+            var hint = status switch
+            {
+                401 => " Check the token (TUNNEL2_TOKEN, Tunnel:Token or --token-file).",
+                403 => " The token may not claim this session.",
+                409 => " Another client credential holds this session id.",
+                426 => " Is --server pointing at a TunnelServer?",
+                _ => string.Empty,
+            };
+            return new DialResult(outcome, null, default, null, status, $"{message}{hint}");
+        }
+    }
+
+    public void Dispose() => _invoker.Dispose();
+
+    private static async Task<string> ReadMessageAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new byte[MaxErrorBodyLength];
+            var total = 0;
+            int read;
+            while (total < buffer.Length && (read = await body.ReadAsync(buffer.AsMemory(total), cancellationToken)) > 0)
+            {
+                total += read;
+            }
+
+            var text = System.Text.Encoding.UTF8.GetString(buffer, 0, total).Trim();
+            return $"{(int)response.StatusCode} {response.ReasonPhrase}: {text}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
+        {
+            return $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        }
+    }
+
+    /// <summary>TCP_NODELAY (no Nagle/delayed-ACK stalls, performance.md §2.4) and TCP keep-alive on the uplink socket.</summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 30);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 10);
+            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+}

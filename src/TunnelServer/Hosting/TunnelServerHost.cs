@@ -1,0 +1,92 @@
+using System.Text;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using Tunnel2.Server.ProxyEntry;
+using Tunnel2.Server.Sessions;
+using Tunnel2.Server.Uplink;
+
+namespace Tunnel2.Server.Hosting;
+
+/// <summary>Composition of the TunnelServer, shared by Program and the tests (which bind 127.0.0.1:0).</summary>
+public static class TunnelServerHost
+{
+    /// <summary>Where the server listens when no URL is configured.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:12000";
+
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        builder.WebHost.ConfigureKestrel(ConfigureKestrel);
+        builder.Services.AddTunnelServer(builder.Configuration);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.MapTunnelServer();
+        return app;
+    }
+
+    internal static void ConfigureKestrel(KestrelServerOptions kestrel)
+    {
+        kestrel.AddServerHeader = false;
+
+        // Header bytes pass through byte for byte (docs/protocol.md §4.2); Kestrel's default would reject obs-text.
+        kestrel.RequestHeaderEncodingSelector = static _ => Encoding.Latin1;
+        kestrel.ResponseHeaderEncodingSelector = static _ => Encoding.Latin1;
+    }
+
+    public static IServiceCollection AddTunnelServer(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<TunnelServerOptions>()
+            .Bind(configuration.GetSection(TunnelServerOptions.SectionName))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TunnelServerOptions>, TunnelServerOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<SessionRegistry>();
+        services.AddSingleton<TokenValidator>();
+        services.AddSingleton<UplinkEndpoint>();
+        services.AddHostedService<DrainOnShutdown>();
+        return services;
+    }
+
+    public static WebApplication MapTunnelServer(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<IOptions<TunnelServerOptions>>().Value;
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        var uplinks = app.Services.GetRequiredService<UplinkEndpoint>();
+
+        if (app.Services.GetRequiredService<TokenValidator>().TokenCount == 0)
+        {
+            Log.NoTokensConfigured(app.Logger);
+        }
+
+        app.UseMiddleware<ProxyEntryMiddleware>();
+        app.MapGet(options.UplinkPath, uplinks.HandleAsync);
+        app.MapGet("/healthz", static () => Results.Text("ok\n"));
+        app.MapGet("/readyz", () => lifetime.ApplicationStopping.IsCancellationRequested
+            ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ready\n"));
+        return app;
+    }
+
+    /// <summary>On shutdown, tells every client to move on (GOAWAY) so in-flight requests finish and no new ones start.</summary>
+    private sealed class DrainOnShutdown(UplinkEndpoint uplinks) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken)
+        {
+            uplinks.DrainAll("The server is shutting down.");
+            return Task.CompletedTask;
+        }
+    }
+}

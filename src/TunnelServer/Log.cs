@@ -1,0 +1,40 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Tunnel2.Protocol;
+using Tunnel2.Server.ProxyEntry;
+
+namespace Tunnel2.Server;
+
+/// <summary>
+/// Server log messages. Event ids 100–199 belong to TunnelServer. Session ids appear only redacted
+/// (<see cref="Sessions.SessionIds.Redact"/>); tokens never appear.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(100, LogLevel.Information, "Uplink registered for session {Session} (owner {Owner}, instance {Instance}); {UplinkCount} uplink(s) now.", EventName = "UplinkRegistered")]
+    public static partial void UplinkRegistered(ILogger logger, string session, string owner, Guid instance, int uplinkCount);
+
+    [LoggerMessage(101, LogLevel.Information, "Uplink of session {Session} ended ({ErrorCode}); {UplinkCount} uplink(s) left.", EventName = "UplinkEnded")]
+    public static partial void UplinkEnded(ILogger logger, string session, TunnelErrorCode errorCode, int uplinkCount);
+
+    [LoggerMessage(102, LogLevel.Warning, "Uplink from {RemoteAddress} rejected: {Reason}", EventName = "UplinkRejected")]
+    public static partial void UplinkRejected(ILogger logger, IPAddress? remoteAddress, string reason);
+
+    [LoggerMessage(103, LogLevel.Information, "Session {Session}: {Count} uplink(s) of a previous client instance superseded.", EventName = "UplinksSuperseded")]
+    public static partial void UplinksSuperseded(ILogger logger, string session, int count);
+
+    [LoggerMessage(104, LogLevel.Warning, "Uplink for session {Session} sent no SETTINGS within {Timeout}.", EventName = "UplinkHandshakeTimeout")]
+    public static partial void UplinkHandshakeTimeout(ILogger logger, string session, TimeSpan timeout);
+
+    [LoggerMessage(110, LogLevel.Information, "{Method} request to session {Session} failed: {Error} ({StatusCode}).", EventName = "ProxyError")]
+    public static partial void ProxyError(ILogger logger, string method, string session, ProxyError error, int statusCode, Exception? exception);
+
+    [LoggerMessage(111, LogLevel.Information, "{Method} request to session {Session} failed after the response started: {Error}; response aborted.", EventName = "ProxyErrorAfterStart")]
+    public static partial void ProxyErrorAfterStart(ILogger logger, string method, string session, ProxyError error, Exception? exception);
+
+    [LoggerMessage(120, LogLevel.Information, "Draining {Count} uplink(s) for shutdown.", EventName = "DrainingUplinks")]
+    public static partial void DrainingUplinks(ILogger logger, int count);
+
+    [LoggerMessage(121, LogLevel.Warning, "No uplink tokens are configured: every uplink will be refused. Set Tunnel:Tokens (see README).", EventName = "NoTokensConfigured")]
+    public static partial void NoTokensConfigured(ILogger logger);
+}

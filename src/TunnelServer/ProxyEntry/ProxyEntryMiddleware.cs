@@ -1,0 +1,372 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Tunnel2.Protocol;
+using Tunnel2.Protocol.HeaderBlocks;
+using Tunnel2.Protocol.Multiplexing;
+using Tunnel2.Server.Sessions;
+
+namespace Tunnel2.Server.ProxyEntry;
+
+/// <summary>
+/// The public side: takes <c>/session/{id}/{rest}</c>, sends the request over an uplink of that session as one
+/// stream, and streams the response back (docs/architecture.md, request path). Everything else goes to the next
+/// middleware.
+/// </summary>
+/// <remarks>
+/// Errors are decided and reported in one place, <see cref="ReportError"/>: before the response starts they become
+/// a status code (YARP's mapping); after it started the response is aborted so a truncated body never looks complete.
+/// No exception escapes to Kestrel from the forwarding path.
+/// </remarks>
+internal sealed class ProxyEntryMiddleware
+{
+    private readonly RequestDelegate _next;
+    private readonly SessionRegistry _registry;
+    private readonly TunnelServerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly string _retryAfter;
+
+    public ProxyEntryMiddleware(
+        RequestDelegate next,
+        SessionRegistry registry,
+        IOptions<TunnelServerOptions> options,
+        TimeProvider time,
+        ILogger<ProxyEntryMiddleware> logger)
+    {
+        _next = next;
+        _registry = registry;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        _retryAfter = _options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
+        var status = ProxyTarget.TryParse(rawTarget, out var target);
+        switch (status)
+        {
+            case ProxyTargetStatus.NotTunnel:
+                return _next(context);
+            case ProxyTargetStatus.BadSessionId:
+                return WriteErrorAsync(context, ProxyError.SessionNotFound, session: null, exception: null);
+            case ProxyTargetStatus.DotSegments:
+                return WriteErrorAsync(context, ProxyError.BadRequestTarget, session: null, exception: null);
+        }
+
+        if (!_registry.TryGetSession(target.SessionId, out var session))
+        {
+            return WriteErrorAsync(context, ProxyError.SessionNotFound, session: null, exception: null);
+        }
+
+        if (!session.TryOpenStream(out var stream))
+        {
+            var error = session.UplinkCount == 0 ? ProxyError.NoUplink : ProxyError.ClientRefused;
+            return WriteErrorAsync(context, error, session, exception: null);
+        }
+
+        if (!TrySendRequestHead(context, stream, target, out var hasBody))
+        {
+            stream.Reset(TunnelErrorCode.Cancel);
+            return WriteErrorAsync(context, ProxyError.RequestHeadTooLarge, session, exception: null);
+        }
+
+        return ProxyAsync(context, session, stream, hasBody);
+    }
+
+    private bool TrySendRequestHead(HttpContext context, TunnelStream stream, ProxyTarget target, out bool hasBody)
+    {
+        var request = context.Request;
+        var bodyDetection = context.Features.Get<IHttpRequestBodyDetectionFeature>();
+        hasBody = bodyDetection?.CanHaveBody ?? (request.ContentLength > 0);
+
+        var maxBlock = stream.MaxHeaderBlockSize;
+        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
+        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
+        writer.WriteRequestHead(request.Method, target.Target);
+        if (!RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return false;
+        }
+
+        if (hasBody)
+        {
+            var sizeFeature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+            if (sizeFeature is { IsReadOnly: false })
+            {
+                sizeFeature.MaxRequestBodySize = _options.MaxRequestBodySize;
+            }
+        }
+
+        // A refused head (connection closing meanwhile) surfaces as a stream error when the response is awaited.
+        stream.TrySendHeaders(buffer, writer.Length, endStream: !hasBody);
+        return true;
+    }
+
+    private async Task ProxyAsync(HttpContext context, Session session, TunnelStream stream, bool hasBody)
+    {
+        using var abortRegistration = context.RequestAborted.UnsafeRegister(
+            static state => ((TunnelStream)state!).Reset(TunnelErrorCode.Cancel, "The public client went away."),
+            stream);
+
+        using var bodyCancellation = hasBody ? new CancellationTokenSource() : null;
+        var bodyTask = hasBody ? CopyRequestBodyAsync(context, stream, bodyCancellation!.Token) : Task.FromResult<Exception?>(null);
+
+        var error = ProxyError.None;
+        Exception? exception = null;
+        try
+        {
+            error = await ReceiveResponseAsync(context, stream);
+        }
+        catch (Exception ex)
+        {
+            (error, exception) = (ProxyError.ResponseBodyTunnel, ex);
+        }
+
+        if (hasBody && !bodyTask.IsCompleted)
+        {
+            // The response is over (or failed) before the request body: stop reading it.
+            bodyCancellation!.Cancel();
+            if (error == ProxyError.None)
+            {
+                stream.Reset(TunnelErrorCode.NoError, "The response completed before the request body.");
+            }
+        }
+
+        var bodyException = await bodyTask;
+        if (error == ProxyError.None)
+        {
+            return;
+        }
+
+        // Blame the public client first (YARP's CVE-2023-33141 lesson): its bad body explains the uplink's reaction.
+        if (bodyException is not null && !context.Response.HasStarted)
+        {
+            (error, exception) = (ProxyError.RequestBodyClient, bodyException);
+        }
+
+        stream.Reset(TunnelErrorCode.Cancel);
+        await ReportError(context, error, session, exception ?? stream.AbortReason);
+    }
+
+    /// <returns>The error that ended the exchange, or <see cref="ProxyError.None"/>.</returns>
+    private async Task<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream)
+    {
+        ReceivedHeaderBlock head;
+        using (var timeout = new CancellationTokenSource(_options.ResponseHeadersTimeout, _time))
+        {
+            try
+            {
+                head = await stream.ReadHeadersAsync(timeout.Token);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                return ProxyError.ResponseHeadersTimeout;
+            }
+            catch (TunnelStreamException ex)
+            {
+                return context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyErrorMapping.FromResetCode(ex.ErrorCode);
+            }
+        }
+
+        string? headError;
+        using (head)
+        {
+            var decoder = new ResponseHeadDecoder(context.Response);
+            headError = HeaderBlockReader.Read(head.Span, ref decoder, int.MaxValue) ?? decoder.Error;
+        }
+
+        if (headError is not null)
+        {
+            context.Response.Headers.Clear();
+            context.Response.ContentLength = null;
+            return ProxyError.InvalidResponse;
+        }
+
+        if (head.EndStream)
+        {
+            return ProxyError.None;
+        }
+
+        var input = stream.Input;
+        var output = context.Response.BodyWriter;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync();
+                var buffer = result.Buffer;
+                foreach (var segment in buffer)
+                {
+                    output.Write(segment.Span);
+                }
+
+                input.AdvanceTo(buffer.End);
+
+                // Flush every read so streamed responses (SSE, chunked progress) stay live.
+                var flush = await output.FlushAsync();
+                if (flush.IsCanceled || flush.IsCompleted)
+                {
+                    return ProxyError.ClientAborted;
+                }
+
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (TunnelStreamException)
+        {
+            return context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyError.ResponseBodyTunnel;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ConnectionAbortedException or ConnectionResetException or IOException)
+        {
+            return ProxyError.ClientAborted;
+        }
+        finally
+        {
+            await input.CompleteAsync();
+        }
+
+        if (stream.TryTakeTrailers(out var trailers))
+        {
+            using (trailers)
+            {
+                ApplyTrailers(context, trailers);
+            }
+        }
+
+        return ProxyError.None;
+    }
+
+    /// <returns>The public client's error if its body could not be read, else null.</returns>
+    private static async Task<Exception?> CopyRequestBodyAsync(HttpContext context, TunnelStream stream, CancellationToken cancellationToken)
+    {
+        var reader = context.Request.BodyReader;
+        var maxChunk = stream.Connection.PeerSettings.MaxFrameSize;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await reader.ReadAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return null;
+            }
+            catch (Exception ex)
+            {
+                // Kestrel's BadHttpRequestException (400/408/413) or a dropped connection: the public client's fault.
+                stream.Reset(TunnelErrorCode.RequestBodyInvalid, "The public client's request body failed.");
+                return ex;
+            }
+
+            var buffer = result.Buffer;
+            try
+            {
+                while (buffer.Length > maxChunk)
+                {
+                    await stream.WriteAsync(buffer.Slice(0, maxChunk), endStream: false, cancellationToken);
+                    buffer = buffer.Slice(maxChunk);
+                }
+
+                await stream.WriteAsync(buffer, endStream: result.IsCompleted, cancellationToken);
+            }
+            catch (Exception)
+            {
+                // The stream ended (reset, uplink lost, response done): the response side reports why.
+                reader.AdvanceTo(result.Buffer.End);
+                return null;
+            }
+
+            reader.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return null;
+            }
+        }
+    }
+
+    private static void ApplyTrailers(HttpContext context, ReceivedHeaderBlock trailers)
+    {
+        var feature = context.Features.Get<IHttpResponseTrailersFeature>();
+        if (feature is null || !context.Response.SupportsTrailers())
+        {
+            return;
+        }
+
+        var collector = new TrailerCollector(feature.Trailers);
+        HeaderBlockReader.Read(trailers.Span, ref collector, int.MaxValue);
+    }
+
+    private Task WriteErrorAsync(HttpContext context, ProxyError error, Session? session, Exception? exception)
+        => ReportError(context, error, session, exception);
+
+    /// <summary>The one place a failed exchange is reported: log once, then a status or an abort.</summary>
+    private Task ReportError(HttpContext context, ProxyError error, Session? session, Exception? exception)
+    {
+        var response = context.Response;
+        var sessionLabel = session?.RedactedId ?? "-";
+        if (error == ProxyError.ClientAborted)
+        {
+            // Nobody is listening; a status would go nowhere.
+            context.Abort();
+            return Task.CompletedTask;
+        }
+
+        if (response.HasStarted)
+        {
+            Log.ProxyErrorAfterStart(_logger, context.Request.Method, sessionLabel, error, exception);
+            context.Abort();
+            return Task.CompletedTask;
+        }
+
+        var statusCode = error == ProxyError.RequestBodyClient && exception is Microsoft.AspNetCore.Http.BadHttpRequestException bad
+            ? bad.StatusCode
+            : ProxyErrorMapping.ToStatusCode(error);
+        if (error is not ProxyError.SessionNotFound)
+        {
+            Log.ProxyError(_logger, context.Request.Method, sessionLabel, error, statusCode, exception);
+        }
+
+        response.Clear();
+        response.StatusCode = statusCode;
+        response.ContentType = "text/plain; charset=utf-8";
+        response.Headers["Referrer-Policy"] = "no-referrer";
+        response.Headers.CacheControl = "no-store";
+        if (statusCode == StatusCodes.Status503ServiceUnavailable)
+        {
+            response.Headers.RetryAfter = _retryAfter;
+        }
+
+        return response.WriteAsync(ProxyErrorMapping.ToMessage(error) + "\n");
+    }
+
+    private readonly struct TrailerCollector(IHeaderDictionary trailers) : IHeaderBlockHandler
+    {
+        public void OnRequestHead(int methodCode, ReadOnlySpan<byte> method, ReadOnlySpan<byte> target)
+        {
+        }
+
+        public void OnResponseHead(int statusCode)
+        {
+        }
+
+        public void OnTrailersHead()
+        {
+        }
+
+        public void OnField(int staticIndex, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+        {
+            var nameString = staticIndex != 0 ? StaticTable.GetName(staticIndex)! : System.Text.Encoding.Latin1.GetString(name);
+            trailers.Append(nameString, System.Text.Encoding.Latin1.GetString(value));
+        }
+    }
+}

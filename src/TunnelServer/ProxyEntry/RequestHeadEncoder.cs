@@ -1,0 +1,63 @@
+using System.Net;
+using Tunnel2.Protocol.HeaderBlocks;
+
+namespace Tunnel2.Server.ProxyEntry;
+
+/// <summary>
+/// Writes the request head the backend will see: end-to-end fields as received, minus hop-by-hop fields and those
+/// named in <c>Connection</c>, plus X-Forwarded-For/Proto/Host/Prefix set by the tunnel (never appended to a
+/// client's own values, reliability.md D16/D18).
+/// </summary>
+internal static class RequestHeadEncoder
+{
+    /// <returns>False when the head does not fit the buffer.</returns>
+    public static bool Write(ref HeaderBlockWriter writer, HttpContext context, ReadOnlySpan<char> forwardPrefix)
+    {
+        var request = context.Request;
+        var headers = request.Headers;
+        var connection = headers.Connection;
+        var connectionValue = connection.Count == 0 ? null : connection.ToString();
+        foreach (var header in headers)
+        {
+            var name = header.Key;
+            if (HopByHopHeaders.IsHopByHop(name) || HopByHopHeaders.IsReplacedByEntry(name)
+                || (connectionValue is not null && HopByHopHeaders.IsNominated(connectionValue, name)))
+            {
+                continue;
+            }
+
+            foreach (var value in header.Value)
+            {
+                if (writer.WriteField(name, value) == HeaderFieldResult.Overflow)
+                {
+                    return false;
+                }
+            }
+        }
+
+        var remote = context.Connection.RemoteIpAddress;
+        if (remote is not null)
+        {
+            if (remote.IsIPv4MappedToIPv6)
+            {
+                remote = remote.MapToIPv4();
+            }
+
+            Span<char> address = stackalloc char[64];
+            if (remote.TryFormat(address, out var written))
+            {
+                writer.WriteField("X-Forwarded-For", address.Slice(0, written));
+            }
+        }
+
+        writer.WriteField("X-Forwarded-Proto", request.Scheme);
+        var host = headers.Host;
+        if (host.Count > 0)
+        {
+            writer.WriteField("X-Forwarded-Host", host.ToString());
+        }
+
+        writer.WriteField("X-Forwarded-Prefix", forwardPrefix);
+        return !writer.Overflowed;
+    }
+}

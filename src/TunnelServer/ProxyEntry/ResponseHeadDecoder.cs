@@ -1,0 +1,63 @@
+using System.Buffers.Text;
+using System.Text;
+using Microsoft.Net.Http.Headers;
+using Tunnel2.Protocol.HeaderBlocks;
+
+namespace Tunnel2.Server.ProxyEntry;
+
+/// <summary>Applies a response head from the uplink to the public response.</summary>
+internal struct ResponseHeadDecoder : IHeaderBlockHandler
+{
+    private readonly HttpResponse _response;
+
+    public ResponseHeadDecoder(HttpResponse response)
+    {
+        _response = response;
+        StatusCode = 0;
+        Error = null;
+    }
+
+    public int StatusCode { get; private set; }
+
+    public string? Error { get; private set; }
+
+    public void OnRequestHead(int methodCode, ReadOnlySpan<byte> method, ReadOnlySpan<byte> target)
+        => Error = "A request head arrived where a response head was expected.";
+
+    public void OnResponseHead(int statusCode)
+    {
+        if (statusCode < 200)
+        {
+            Error = "Interim (1xx) responses are not forwarded as final responses.";
+            return;
+        }
+
+        StatusCode = statusCode;
+        _response.StatusCode = statusCode;
+    }
+
+    public void OnTrailersHead() => Error = "Trailers arrived where a response head was expected.";
+
+    public void OnField(int staticIndex, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var nameString = staticIndex != 0 ? StaticTable.GetName(staticIndex)! : Encoding.Latin1.GetString(name);
+        if (HopByHopHeaders.IsHopByHop(nameString))
+        {
+            return;
+        }
+
+        if (string.Equals(nameString, HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase))
+        {
+            if (!Utf8Parser.TryParse(value, out long length, out var consumed) || consumed != value.Length || length < 0)
+            {
+                Error = "The response Content-Length is not a number.";
+                return;
+            }
+
+            _response.ContentLength = length;
+            return;
+        }
+
+        _response.Headers.Append(nameString, Encoding.Latin1.GetString(value));
+    }
+}

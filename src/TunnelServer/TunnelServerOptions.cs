@@ -1,0 +1,56 @@
+using Tunnel2.Protocol;
+
+namespace Tunnel2.Server;
+
+/// <summary>Settings of the TunnelServer, bound from the <c>Tunnel</c> configuration section.</summary>
+public sealed class TunnelServerOptions
+{
+    public const string SectionName = "Tunnel";
+
+    /// <summary>Uplink credentials. Each token is stored only as its SHA-256 hash (docs/adr/0003-uplink-authentication.md).</summary>
+    public List<TunnelTokenOptions> Tokens { get; } = [];
+
+    /// <summary>Path of the uplink endpoint that TunnelClients dial.</summary>
+    public string UplinkPath { get; set; } = "/tunnel/connect";
+
+    /// <summary>
+    /// How long the ProxyEntry waits for the response head after the request head left. Longer than the client's
+    /// own backend timeout (100 s, as HttpClient and YARP's ActivityTimeout), so a slow backend is reported by the
+    /// client as 504 with its reason and this is only the backstop for a silent client.
+    /// </summary>
+    public TimeSpan ResponseHeadersTimeout { get; set; } = TimeSpan.FromSeconds(110);
+
+    /// <summary>How long a new uplink may take to send SETTINGS after the upgrade.</summary>
+    public TimeSpan UplinkHandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a session whose uplinks are all gone stays known (503) before it is forgotten (404).</summary>
+    public TimeSpan SessionRetention { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long a forgotten session id stays reserved for its owner, so nobody else can take it (reliability.md B3).</summary>
+    public TimeSpan TombstoneRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Seconds announced in Retry-After with 503.</summary>
+    public int RetryAfterSeconds { get; set; } = 2;
+
+    /// <summary>Largest public request body, in bytes; null for no limit (the default: bodies are streamed, never buffered).</summary>
+    public long? MaxRequestBodySize { get; set; }
+
+    /// <summary>Base of the public URL reported to clients, e.g. https://tunnel.example.com; derived from the uplink request when empty.</summary>
+    public string? PublicBaseUrl { get; set; }
+
+    /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
+    public TunnelLimits Limits { get; set; } = new();
+}
+
+/// <summary>One uplink credential.</summary>
+public sealed class TunnelTokenOptions
+{
+    /// <summary>A name for logs and ownership records; not secret.</summary>
+    public string Name { get; set; } = string.Empty;
+
+    /// <summary>Lower-case hex SHA-256 of the token's UTF-8 bytes.</summary>
+    public string Sha256 { get; set; } = string.Empty;
+
+    /// <summary>Fixed session ids this token may claim (GUID format). Other sessions get a random id.</summary>
+    public List<string> Sessions { get; } = [];
+}

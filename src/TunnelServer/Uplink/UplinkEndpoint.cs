@@ -1,0 +1,195 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using Tunnel2.Protocol;
+using Tunnel2.Protocol.Multiplexing;
+using Tunnel2.Server.Sessions;
+
+namespace Tunnel2.Server.Uplink;
+
+/// <summary>
+/// Accepts TunnelClient uplinks: checks the upgrade request and the token, binds the connection to a session, and
+/// runs it until it ends (docs/protocol.md §2).
+/// </summary>
+internal sealed class UplinkEndpoint
+{
+    private readonly SessionRegistry _registry;
+    private readonly TokenValidator _tokens;
+    private readonly TunnelServerOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
+    private long _nextUplinkId;
+
+    public UplinkEndpoint(
+        SessionRegistry registry,
+        TokenValidator tokens,
+        IOptions<TunnelServerOptions> options,
+        ILoggerFactory loggerFactory,
+        TimeProvider time)
+    {
+        _registry = registry;
+        _tokens = tokens;
+        _options = options.Value;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<UplinkEndpoint>();
+        _time = time;
+    }
+
+    public int LiveUplinkCount => _live.Count;
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+        if (!HttpMethods.IsGet(request.Method) || upgrade is not { IsUpgradableRequest: true } || !HasUpgradeToken(request))
+        {
+            context.Response.Headers.Upgrade = UplinkHandshake.UpgradeToken;
+            await RejectAsync(context, StatusCodes.Status426UpgradeRequired, "This endpoint accepts only the Tunnel2 uplink upgrade (GET with Upgrade: tunnel2).");
+            return;
+        }
+
+        if (request.Headers[UplinkHandshake.VersionHeader] != UplinkHandshake.CurrentVersion)
+        {
+            await RejectAsync(context, StatusCodes.Status400BadRequest, $"Unsupported {UplinkHandshake.VersionHeader}; this server speaks version {UplinkHandshake.CurrentVersion}.");
+            return;
+        }
+
+        var principal = Authenticate(request);
+        if (principal is null)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"tunnel2\", error=\"invalid_token\"";
+            await RejectAsync(context, StatusCodes.Status401Unauthorized, "The uplink token was not accepted.");
+            return;
+        }
+
+        Guid? requestedId = null;
+        var sessionHeader = request.Headers[UplinkHandshake.SessionHeader];
+        if (sessionHeader.Count > 0)
+        {
+            if (!SessionIds.TryParse(sessionHeader.ToString(), out var parsed))
+            {
+                await RejectAsync(context, StatusCodes.Status400BadRequest, $"{UplinkHandshake.SessionHeader} must be a GUID such as 22222222-2222-2222-2222-222222222222.");
+                return;
+            }
+
+            requestedId = parsed;
+        }
+
+        _ = Guid.TryParse(request.Headers[UplinkHandshake.InstanceHeader].ToString(), out var instanceId);
+
+        var status = _registry.Register(principal, requestedId, out var session);
+        if (status == RegistrationStatus.Conflict || session is null)
+        {
+            await RejectAsync(context, StatusCodes.Status409Conflict, "The requested session id is held by another client credential.");
+            return;
+        }
+
+        var publicBase = string.IsNullOrEmpty(_options.PublicBaseUrl)
+            ? $"{request.Scheme}://{request.Host}"
+            : _options.PublicBaseUrl.TrimEnd('/');
+        context.Response.Headers[UplinkHandshake.SessionHeader] = session.Id.ToString("D");
+        context.Response.Headers[UplinkHandshake.PublicUrlHeader] = $"{publicBase}/session/{session.Id:D}/";
+
+        var stream = await upgrade.UpgradeAsync();
+        var uplinkId = Interlocked.Increment(ref _nextUplinkId);
+        var connection = new TunnelConnection(TunnelTransport.FromStream(stream), new TunnelConnectionOptions
+        {
+            Role = TunnelRole.Server,
+            Limits = _options.Limits,
+            Logger = _loggerFactory.CreateLogger<TunnelConnection>(),
+            TimeProvider = _time,
+            Name = $"#{uplinkId} {session.RedactedId}",
+        });
+
+        await using (connection)
+        {
+            var run = connection.RunAsync();
+            try
+            {
+                await connection.Ready.WaitAsync(_options.UplinkHandshakeTimeout, _time);
+            }
+            catch (TimeoutException)
+            {
+                Log.UplinkHandshakeTimeout(_logger, session.RedactedId, _options.UplinkHandshakeTimeout);
+                connection.Abort(TunnelErrorCode.SettingsTimeout, "No SETTINGS received in time.");
+            }
+            catch (TunnelStreamException)
+            {
+                // Closed before SETTINGS: RunAsync has recorded why.
+            }
+
+            if (connection.Ready.IsCompletedSuccessfully)
+            {
+                _live[connection] = session;
+                var superseded = session.AddUplink(connection, instanceId);
+                if (!superseded.IsEmpty)
+                {
+                    Log.UplinksSuperseded(_logger, session.RedactedId, superseded.Length);
+                    foreach (var old in superseded)
+                    {
+                        old.GoAway("Superseded by a new instance of the client.");
+                    }
+                }
+
+                Log.UplinkRegistered(_logger, session.RedactedId, principal.Name, instanceId, session.UplinkCount);
+            }
+
+            await run;
+            if (_live.TryRemove(connection, out _))
+            {
+                session.RemoveUplink(connection, _time.GetUtcNow());
+                Log.UplinkEnded(_logger, session.RedactedId, connection.CloseErrorCode, session.UplinkCount);
+            }
+        }
+    }
+
+    /// <summary>Drains every live uplink: GOAWAY, no new streams, close once in-flight streams finish.</summary>
+    public void DrainAll(string reason)
+    {
+        Log.DrainingUplinks(_logger, _live.Count);
+        foreach (var connection in _live.Keys)
+        {
+            connection.GoAway(reason);
+        }
+    }
+
+    private static bool HasUpgradeToken(HttpRequest request)
+    {
+        foreach (var value in request.Headers.Upgrade)
+        {
+            foreach (var token in (value ?? string.Empty).Split(','))
+            {
+                if (token.Trim().Equals(UplinkHandshake.UpgradeToken, StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private TunnelPrincipal? Authenticate(HttpRequest request)
+    {
+        var authorization = request.Headers.Authorization.ToString();
+        const string Scheme = "Bearer ";
+        if (!authorization.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        return _tokens.Validate(authorization.AsSpan(Scheme.Length).Trim());
+    }
+
+    private async Task RejectAsync(HttpContext context, int statusCode, string message)
+    {
+        Log.UplinkRejected(_logger, context.Connection.RemoteIpAddress, message);
+        context.Response.StatusCode = statusCode;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        context.Response.Headers[HeaderNames.Connection] = "close";
+        await context.Response.WriteAsync(message + "\n");
+    }
+}
