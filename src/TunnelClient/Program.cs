@@ -112,8 +112,9 @@ public static class Program
                 return ExitCodes.InvalidConfiguration;
             }
 
+            var exit = host.Services.GetRequiredService<ClientExit>();
             await host.RunAsync(cancellationToken);
-            return Environment.ExitCode;
+            return exit.Code;
         });
 
         return await root.Parse(args).InvokeAsync();

@@ -216,9 +216,20 @@ public sealed class TunnelConnection : IAsyncDisposable
             }
 
             await heartbeatTask;
-            await _transport.Input.CompleteAsync();
-            await _transport.Output.CompleteAsync();
-            _closed.TrySetResult();
+            try
+            {
+                // Output first: it may still flush; both ends then release the transport (closing a stream twice is harmless).
+                await _transport.Output.CompleteAsync();
+                await _transport.Input.CompleteAsync();
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                // The transport is already gone; nothing is left to release.
+            }
+            finally
+            {
+                _closed.TrySetResult();
+            }
         }
     }
 

@@ -41,6 +41,7 @@ public static class TunnelClientHost
         services.AddSingleton<IValidateOptions<TunnelClientOptions>, TunnelClientOptionsValidator>();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new SessionState(ParseSession(sp.GetRequiredService<IOptions<TunnelClientOptions>>().Value.Session)));
+        services.AddSingleton<ClientExit>();
         services.AddSingleton<TokenSource>();
         services.AddSingleton<SessionAnnouncer>();
         services.AddSingleton<BackendRoutes>();

@@ -22,6 +22,7 @@ internal sealed class UplinkSupervisor : BackgroundService
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly ClientExit _exit;
     private readonly ConcurrentDictionary<TunnelConnection, int> _live = new();
 
     public UplinkSupervisor(
@@ -32,8 +33,10 @@ internal sealed class UplinkSupervisor : BackgroundService
         SessionAnnouncer announcer,
         ILoggerFactory loggerFactory,
         TimeProvider time,
-        IHostApplicationLifetime lifetime)
+        IHostApplicationLifetime lifetime,
+        ClientExit exit)
     {
+        _exit = exit;
         _options = options.Value;
         _dialer = dialer;
         _forwarder = forwarder;
@@ -71,7 +74,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                 if (dial.Outcome == DialOutcome.Rejected)
                 {
                     Log.DialRejected(_logger, dial.StatusCode, dial.Message);
-                    Environment.ExitCode = ExitCodes.Rejected;
+                    _exit.Code = ExitCodes.Rejected;
                     _lifetime.StopApplication();
                     return;
                 }
@@ -199,8 +202,14 @@ internal sealed class UplinkSupervisor : BackgroundService
     private static string Redact(Guid sessionId) => SessionIdRedaction.Redact(sessionId);
 }
 
+/// <summary>The exit code the client process should end with; set by whoever decides to stop it.</summary>
+public sealed class ClientExit
+{
+    public int Code { get; set; }
+}
+
 /// <summary>Process exit codes of the TunnelClient.</summary>
-internal static class ExitCodes
+public static class ExitCodes
 {
     public const int InvalidConfiguration = 2;
     public const int Rejected = 3;

@@ -40,6 +40,9 @@ internal enum ProxyError
     /// <summary>Reading the public client's request body failed: its fault (400, or Kestrel's 408/413).</summary>
     RequestBodyClient,
 
+    /// <summary>The client could not turn the request head into a backend request (public status 400).</summary>
+    RequestRejected,
+
     /// <summary>The public client went away.</summary>
     ClientAborted,
 
@@ -56,7 +59,8 @@ internal static class ProxyErrorMapping
         TunnelErrorCode.BackendTimeout => ProxyError.BackendTimeout,
         TunnelErrorCode.BackendInvalidResponse => ProxyError.InvalidResponse,
         TunnelErrorCode.ClientOverloaded or TunnelErrorCode.RefusedStream => ProxyError.ClientRefused,
-        TunnelErrorCode.RequestBodyInvalid or TunnelErrorCode.RequestInvalid => ProxyError.RequestBodyClient,
+        TunnelErrorCode.RequestBodyInvalid => ProxyError.RequestBodyClient,
+        TunnelErrorCode.RequestInvalid => ProxyError.RequestRejected,
         TunnelErrorCode.ConnectionLost => ProxyError.UplinkLost,
         _ => ProxyError.InvalidResponse,
     };
@@ -68,7 +72,7 @@ internal static class ProxyErrorMapping
         ProxyError.SessionNotFound => StatusCodes.Status404NotFound,
         ProxyError.NoUplink or ProxyError.ClientRefused => StatusCodes.Status503ServiceUnavailable,
         ProxyError.BackendTimeout or ProxyError.ResponseHeadersTimeout => StatusCodes.Status504GatewayTimeout,
-        ProxyError.RequestBodyClient => StatusCodes.Status400BadRequest,
+        ProxyError.RequestBodyClient or ProxyError.RequestRejected => StatusCodes.Status400BadRequest,
         ProxyError.ClientAborted => StatusCodes.Status499ClientClosedRequest,
         _ => StatusCodes.Status502BadGateway,
     };
@@ -86,6 +90,7 @@ internal static class ProxyErrorMapping
         ProxyError.InvalidResponse => "Tunnel2: the backend's response could not be forwarded.",
         ProxyError.UplinkLost => "Tunnel2: the connection to the session's client was lost.",
         ProxyError.RequestBodyClient => "Tunnel2: the request body could not be read.",
+        ProxyError.RequestRejected => "Tunnel2: the session's client could not forward this request to its backend.",
         _ => "Tunnel2: the request failed.",
     };
 }

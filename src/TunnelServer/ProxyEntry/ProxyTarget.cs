@@ -35,7 +35,7 @@ internal readonly ref struct ProxyTarget
     /// <summary><c>/session/{id}</c>, as sent, for X-Forwarded-Prefix.</summary>
     public ReadOnlySpan<char> ForwardPrefix { get; }
 
-    /// <summary>What the backend gets: <c>/{rest}?{query}</c>, at least "/" (empty when the caller must build "/?query").</summary>
+    /// <summary>What the backend gets: <c>/{rest}?{query}</c>, always starting with '/'.</summary>
     public ReadOnlySpan<char> Target { get; }
 
     public static ProxyTargetStatus TryParse(string rawTarget, out ProxyTarget target)
@@ -86,8 +86,9 @@ internal readonly ref struct ProxyTarget
             return ProxyTargetStatus.DotSegments;
         }
 
-        // "/session/{id}" and "/session/{id}?q" forward as "/" and "/?q".
-        target = new ProxyTarget(sessionId, path.Slice(0, Prefix.Length + idLength), rest.IsEmpty ? "/" : rest);
+        // "/session/{id}" and "/session/{id}?q" forward as "/" and "/?q" (the rare case that allocates).
+        var forward = rest.IsEmpty ? "/" : rest[0] == '?' ? ("/" + rest.ToString()).AsSpan() : rest;
+        target = new ProxyTarget(sessionId, path.Slice(0, Prefix.Length + idLength), forward);
         return ProxyTargetStatus.Ok;
     }
 

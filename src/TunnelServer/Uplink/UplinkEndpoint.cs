@@ -22,6 +22,7 @@ internal sealed class UplinkEndpoint
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
     private long _nextUplinkId;
+    private long _rejected;
 
     public UplinkEndpoint(
         SessionRegistry registry,
@@ -38,7 +39,13 @@ internal sealed class UplinkEndpoint
         _time = time;
     }
 
+    /// <summary>Raised after an uplink joins or leaves a session, with the session id and its new uplink count.</summary>
+    public event Action<Guid, int>? UplinkCountChanged;
+
     public int LiveUplinkCount => _live.Count;
+
+    /// <summary>Uplink handshakes refused (bad request, token or session conflict) since start.</summary>
+    public long RejectedCount => Interlocked.Read(ref _rejected);
 
     public async Task HandleAsync(HttpContext context)
     {
@@ -135,6 +142,7 @@ internal sealed class UplinkEndpoint
                 }
 
                 Log.UplinkRegistered(_logger, session.RedactedId, principal.Name, instanceId, session.UplinkCount);
+                UplinkCountChanged?.Invoke(session.Id, session.UplinkCount);
             }
 
             await run;
@@ -142,6 +150,7 @@ internal sealed class UplinkEndpoint
             {
                 session.RemoveUplink(connection, _time.GetUtcNow());
                 Log.UplinkEnded(_logger, session.RedactedId, connection.CloseErrorCode, session.UplinkCount);
+                UplinkCountChanged?.Invoke(session.Id, session.UplinkCount);
             }
         }
     }
@@ -186,6 +195,7 @@ internal sealed class UplinkEndpoint
 
     private async Task RejectAsync(HttpContext context, int statusCode, string message)
     {
+        Interlocked.Increment(ref _rejected);
         Log.UplinkRejected(_logger, context.Connection.RemoteIpAddress, message);
         context.Response.StatusCode = statusCode;
         context.Response.ContentType = "text/plain; charset=utf-8";
