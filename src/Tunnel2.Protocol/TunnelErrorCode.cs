@@ -40,4 +40,10 @@ public enum TunnelErrorCode : uint
 
     /// <summary>The request head cannot be forwarded (public status 400).</summary>
     RequestInvalid = 0x107,
+
+    /// <summary>
+    /// GOAWAY only: a newer instance of the same client took over the session. The connection drains like
+    /// NO_ERROR, but the client must not reconnect, or two instances would take the session from each other forever.
+    /// </summary>
+    Superseded = 0x108,
 }

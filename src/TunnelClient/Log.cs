@@ -21,6 +21,9 @@ internal static partial class Log
     [LoggerMessage(204, LogLevel.Warning, "The server assigned session {Session} instead of the one requested; reconnecting the other uplinks to it.", EventName = "SessionChanged")]
     public static partial void SessionChanged(ILogger logger, string session);
 
+    [LoggerMessage(205, LogLevel.Critical, "A newer instance of this client took over the session; this one stops (in-flight requests finish first).", EventName = "Superseded")]
+    public static partial void Superseded(ILogger logger);
+
     [LoggerMessage(210, LogLevel.Information, "{Method} to {Backend} failed before a response: {ErrorCode}.", EventName = "BackendFailed")]
     public static partial void BackendFailed(ILogger logger, string method, string backend, TunnelErrorCode errorCode, Exception? exception);
 

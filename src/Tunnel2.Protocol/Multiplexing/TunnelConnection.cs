@@ -41,6 +41,7 @@ public sealed class TunnelConnection : IAsyncDisposable
     private int _peerStreamCount;
     private bool _localGoingAway;
     private bool _peerIsGoingAway;
+    private TunnelErrorCode? _peerGoAwayCode;
     private bool _isClosed;
     private bool _goAwaySent;
     private Exception? _closeReason;
@@ -91,6 +92,18 @@ public sealed class TunnelConnection : IAsyncDisposable
     /// wants capacity opens a replacement now, while this connection drains.
     /// </summary>
     public Task PeerGoingAway => _peerGoingAway.Task;
+
+    /// <summary>The code of the peer's GOAWAY, or null if it sent none.</summary>
+    public TunnelErrorCode? PeerGoAwayCode
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _peerGoAwayCode;
+            }
+        }
+    }
 
     /// <summary>The limits the peer announced.</summary>
     public TunnelSettings PeerSettings => Volatile.Read(ref _peerSettings);
@@ -276,8 +289,19 @@ public sealed class TunnelConnection : IAsyncDisposable
     /// Starts a graceful drain: GOAWAY(NO_ERROR) to the peer, no new streams either way, and the connection closes
     /// once the streams in flight have finished.
     /// </summary>
-    public void GoAway(string message)
+    public void GoAway(string message) => GoAway(TunnelErrorCode.NoError, message);
+
+    /// <summary>
+    /// Starts a graceful drain with <paramref name="errorCode"/> NO_ERROR or SUPERSEDED (docs/protocol.md §5.4): no new
+    /// streams either way, and the connection closes once the streams in flight have finished.
+    /// </summary>
+    public void GoAway(TunnelErrorCode errorCode, string message)
     {
+        if (!IsGracefulGoAway(errorCode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(errorCode), errorCode, "A draining GOAWAY carries NO_ERROR or SUPERSEDED; use Abort for errors.");
+        }
+
         lock (_stateLock)
         {
             if (_isClosed || _localGoingAway)
@@ -290,7 +314,7 @@ public sealed class TunnelConnection : IAsyncDisposable
         }
 
         Log.Draining(_logger, Name, message);
-        Writer.TryEnqueueControl(OutboundFrame.GoAway(Volatile.Read(ref _lastPeerStreamId), TunnelErrorCode.NoError, Encoding.UTF8.GetBytes(message)), out _);
+        Writer.TryEnqueueControl(OutboundFrame.GoAway(Volatile.Read(ref _lastPeerStreamId), errorCode, Encoding.UTF8.GetBytes(message)), out _);
         CloseIfDrained();
     }
 
@@ -690,11 +714,12 @@ public sealed class TunnelConnection : IAsyncDisposable
         lock (_stateLock)
         {
             _peerIsGoingAway = true;
+            _peerGoAwayCode = errorCode;
         }
 
         _peerGoingAway.TrySetResult();
 
-        if (errorCode != TunnelErrorCode.NoError)
+        if (!IsGracefulGoAway(errorCode))
         {
             Close(errorCode, $"The peer sent GOAWAY: {message}", exception: null, sendGoAway: false);
             return;
@@ -766,6 +791,8 @@ public sealed class TunnelConnection : IAsyncDisposable
                 $"A {header.Type} frame named stream {id}, which was never opened.");
         }
     }
+
+    private static bool IsGracefulGoAway(TunnelErrorCode code) => code is TunnelErrorCode.NoError or TunnelErrorCode.Superseded;
 
     private bool IsPeerStreamId(int streamId) => (streamId & 1) == (_options.Role == TunnelRole.Server ? 1 : 0);
 

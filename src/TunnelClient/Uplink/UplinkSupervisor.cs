@@ -103,6 +103,16 @@ internal sealed class UplinkSupervisor : BackgroundService
                 Log.UplinkConnected(_logger, slot, Redact(dial.SessionId));
 
                 var first = await Task.WhenAny(run, connection.PeerGoingAway);
+                if (connection.PeerGoAwayCode == TunnelErrorCode.Superseded)
+                {
+                    // A newer instance of this client owns the session now; reconnecting would take it back and flap.
+                    Log.Superseded(_logger);
+                    _exit.Code = ExitCodes.Superseded;
+                    _lifetime.StopApplication();
+                    await run;
+                    return;
+                }
+
                 if (first != run && !connection.IsClosed && !stoppingToken.IsCancellationRequested)
                 {
                     // The server is draining this uplink: open the replacement now, let this one finish its streams.
@@ -213,4 +223,5 @@ public static class ExitCodes
 {
     public const int InvalidConfiguration = 2;
     public const int Rejected = 3;
+    public const int Superseded = 4;
 }

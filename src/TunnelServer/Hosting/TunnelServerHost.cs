@@ -54,7 +54,6 @@ public static class TunnelServerHost
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
-        services.AddHostedService<DrainOnShutdown>();
         return services;
     }
 
@@ -69,6 +68,10 @@ public static class TunnelServerHost
             Log.NoTokensConfigured(app.Logger);
         }
 
+        // On shutdown, before Kestrel waits for in-flight requests (upgraded uplinks among them), tell every client to
+        // move on: GOAWAY, so in-flight streams finish, no new ones start, and the uplinks close by themselves.
+        lifetime.ApplicationStopping.Register(() => uplinks.DrainAll("The server is shutting down."));
+
         app.UseMiddleware<ProxyEntryMiddleware>();
         app.MapGet(options.UplinkPath, uplinks.HandleAsync);
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
@@ -76,17 +79,5 @@ public static class TunnelServerHost
             ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready\n"));
         return app;
-    }
-
-    /// <summary>On shutdown, tells every client to move on (GOAWAY) so in-flight requests finish and no new ones start.</summary>
-    private sealed class DrainOnShutdown(UplinkEndpoint uplinks) : IHostedService
-    {
-        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task StopAsync(CancellationToken cancellationToken)
-        {
-            uplinks.DrainAll("The server is shutting down.");
-            return Task.CompletedTask;
-        }
     }
 }

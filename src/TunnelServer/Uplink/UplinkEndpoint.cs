@@ -23,6 +23,7 @@ internal sealed class UplinkEndpoint
     private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
     private long _nextUplinkId;
     private long _rejected;
+    private volatile bool _draining;
 
     public UplinkEndpoint(
         SessionRegistry registry,
@@ -61,6 +62,13 @@ internal sealed class UplinkEndpoint
         if (request.Headers[UplinkHandshake.VersionHeader] != UplinkHandshake.CurrentVersion)
         {
             await RejectAsync(context, StatusCodes.Status400BadRequest, $"Unsupported {UplinkHandshake.VersionHeader}; this server speaks version {UplinkHandshake.CurrentVersion}.");
+            return;
+        }
+
+        if (_draining)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await RejectAsync(context, StatusCodes.Status503ServiceUnavailable, "The server is shutting down.");
             return;
         }
 
@@ -137,12 +145,17 @@ internal sealed class UplinkEndpoint
                     Log.UplinksSuperseded(_logger, session.RedactedId, superseded.Length);
                     foreach (var old in superseded)
                     {
-                        old.GoAway("Superseded by a new instance of the client.");
+                        old.GoAway(TunnelErrorCode.Superseded, "Superseded by a newer instance of the client.");
                     }
                 }
 
                 Log.UplinkRegistered(_logger, session.RedactedId, principal.Name, instanceId, session.UplinkCount);
                 UplinkCountChanged?.Invoke(session.Id, session.UplinkCount);
+                if (_draining)
+                {
+                    // Raced with DrainAll: this one drains too.
+                    connection.GoAway("The server is shutting down.");
+                }
             }
 
             await run;
@@ -158,6 +171,7 @@ internal sealed class UplinkEndpoint
     /// <summary>Drains every live uplink: GOAWAY, no new streams, close once in-flight streams finish.</summary>
     public void DrainAll(string reason)
     {
+        _draining = true;
         Log.DrainingUplinks(_logger, _live.Count);
         foreach (var connection in _live.Keys)
         {
