@@ -72,7 +72,9 @@ public static class TunnelServerHost
         // move on: GOAWAY, so in-flight streams finish, no new ones start, and the uplinks close by themselves.
         lifetime.ApplicationStopping.Register(() => uplinks.DrainAll("The server is shutting down."));
 
+        // The entry runs before routing, so proxied requests never pay for endpoint matching.
         app.UseMiddleware<ProxyEntryMiddleware>();
+        app.UseRouting();
         app.MapGet(options.UplinkPath, uplinks.HandleAsync);
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => lifetime.ApplicationStopping.IsCancellationRequested

@@ -25,9 +25,9 @@ internal sealed class ProxyEntryMiddleware
     private readonly RequestDelegate _next;
     private readonly SessionRegistry _registry;
     private readonly TunnelServerOptions _options;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _retryAfter;
+    private readonly TimeoutTokenSourcePool _timeouts;
 
     public ProxyEntryMiddleware(
         RequestDelegate next,
@@ -39,9 +39,9 @@ internal sealed class ProxyEntryMiddleware
         _next = next;
         _registry = registry;
         _options = options.Value;
-        _time = time;
         _logger = logger;
         _retryAfter = _options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _timeouts = new TimeoutTokenSourcePool(time);
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -158,20 +158,22 @@ internal sealed class ProxyEntryMiddleware
     private async Task<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream)
     {
         ReceivedHeaderBlock head;
-        using (var timeout = new CancellationTokenSource(_options.ResponseHeadersTimeout, _time))
+        var timeout = _timeouts.Rent(_options.ResponseHeadersTimeout);
+        try
         {
-            try
-            {
-                head = await stream.ReadHeadersAsync(timeout.Token);
-            }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-            {
-                return ProxyError.ResponseHeadersTimeout;
-            }
-            catch (TunnelStreamException ex)
-            {
-                return context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyErrorMapping.FromResetCode(ex.ErrorCode);
-            }
+            head = await stream.ReadHeadersAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            return ProxyError.ResponseHeadersTimeout;
+        }
+        catch (TunnelStreamException ex)
+        {
+            return context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyErrorMapping.FromResetCode(ex.ErrorCode);
+        }
+        finally
+        {
+            _timeouts.Return(timeout);
         }
 
         string? headError;
