@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Tracing;
+using Microsoft.Diagnostics.NETCore.Client;
+using Microsoft.Diagnostics.Tracing;
+
+namespace Tunnel2.LoadTests.Resources;
+
+/// <summary>Cumulative GC figures of a .NET process.</summary>
+internal readonly record struct GcSnapshot(long Gen0, long Gen1, long Gen2, double PauseMs, double HeapMb);
+
+/// <summary>Where GC figures come from.</summary>
+internal interface IGcSource : IDisposable
+{
+    GcSnapshot Read();
+}
+
+/// <summary>The generator's own GC, read in-process.</summary>
+internal sealed class InProcessGcSource : IGcSource
+{
+    public GcSnapshot Read() => new(
+        GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+        GC.GetTotalPauseDuration().TotalMilliseconds, GC.GetTotalMemory(false) / (1024.0 * 1024.0));
+
+    public void Dispose()
+    {
+    }
+}
+
+/// <summary>
+/// Another process's GC, from the runtime's "System.Runtime" EventCounters streamed over EventPipe (the same
+/// source dotnet-counters reads), one payload per second.
+/// </summary>
+internal sealed class EventPipeGcSource : IGcSource
+{
+    private readonly EventPipeSession _session;
+    private readonly EventPipeEventSource _source;
+    private readonly Thread _reader;
+    private readonly ConcurrentDictionary<string, double> _sums = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, double> _means = new(StringComparer.Ordinal);
+
+    private EventPipeGcSource(EventPipeSession session)
+    {
+        _session = session;
+        _source = new EventPipeEventSource(session.EventStream);
+        _source.Dynamic.All += OnEvent;
+        _reader = new Thread(() =>
+        {
+            try
+            {
+                _source.Process();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The target exited or the session was stopped.
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "eventpipe-counters",
+        };
+        _reader.Start();
+    }
+
+    /// <summary>Connects to <paramref name="pid"/>'s diagnostic port; null with the reason when that is impossible.</summary>
+    public static EventPipeGcSource? TryStart(int pid, out string? error)
+    {
+        try
+        {
+            var client = new DiagnosticsClient(pid);
+            var provider = new EventPipeProvider(
+                "System.Runtime",
+                EventLevel.Informational,
+                (long)EventKeywords.None,
+                new Dictionary<string, string> { ["EventCounterIntervalSec"] = "1" });
+            var session = client.StartEventPipeSession(provider, requestRundown: false);
+            error = null;
+            return new EventPipeGcSource(session);
+        }
+        catch (Exception e) when (e is ServerNotAvailableException or UnsupportedCommandException or IOException or TimeoutException or UnauthorizedAccessException or ArgumentException)
+        {
+            error = $"{e.GetType().Name}: {e.Message}";
+            return null;
+        }
+    }
+
+    /// <summary>True once at least one counter payload has arrived.</summary>
+    public bool HasData => !_sums.IsEmpty || !_means.IsEmpty;
+
+    public GcSnapshot Read() => new(
+        (long)_sums.GetValueOrDefault("gen-0-gc-count"),
+        (long)_sums.GetValueOrDefault("gen-1-gc-count"),
+        (long)_sums.GetValueOrDefault("gen-2-gc-count"),
+        _sums.GetValueOrDefault("total-pause-time-by-gc"),
+        _means.GetValueOrDefault("gc-heap-size"));
+
+    public void Dispose()
+    {
+        try
+        {
+            _session.Stop();
+        }
+        catch (Exception e) when (e is ServerNotAvailableException or IOException or TimeoutException or ObjectDisposedException)
+        {
+            // The target is already gone.
+        }
+
+        _reader.Join(TimeSpan.FromSeconds(5));
+        _source.Dispose();
+        _session.Dispose();
+    }
+
+    private void OnEvent(TraceEvent traceEvent)
+    {
+        if (traceEvent.EventName != "EventCounters"
+            || traceEvent.PayloadValue(0) is not IDictionary<string, object> outer
+            || outer.TryGetValue("Payload", out var inner) is false
+            || inner is not IDictionary<string, object> payload
+            || payload.TryGetValue("Name", out var nameValue) is false
+            || nameValue is not string name)
+        {
+            return;
+        }
+
+        // Incrementing counters carry "Increment" (per interval), the others "Mean".
+        if (payload.TryGetValue("Increment", out var increment))
+        {
+            _sums.AddOrUpdate(name, Convert.ToDouble(increment, System.Globalization.CultureInfo.InvariantCulture), (_, sum) => sum + Convert.ToDouble(increment, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else if (payload.TryGetValue("Mean", out var mean))
+        {
+            _means[name] = Convert.ToDouble(mean, System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+}

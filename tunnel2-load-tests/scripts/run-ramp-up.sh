@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# Runs a load profile against TestBackend and httpbin, directly and through the tunnel, side by side, and prints
+# the report path and the verdict. Starts every process it needs on loopback and stops them again (also on Ctrl-C).
+#
+#   tunnel2-load-tests/scripts/run-ramp-up.sh smoke|moderate|aggressive [options] [-- extra LoadTests run options]
+#
+# Options:
+#   --targets LIST    targets to run: all (default), direct, tunnel, testbackend, httpbin, or names
+#                     (backend-direct, backend-tunnel, httpbin-direct, httpbin-tunnel), comma separated.
+#                     Processes that no selected target needs are not started (e.g. --targets direct: no tunnel).
+#   --no-httpbin      leave httpbin out (and do not install or start it).
+#   --keep-running    leave the started processes running after the run (their PIDs are printed).
+#   --no-build        skip `dotnet build` (use the existing Release binaries).
+#   -h, --help        this text.
+# Everything after `--` goes to `LoadTests run` unchanged, e.g. `-- --stage-duration 5s --live mix`.
+# Environment: TUNNEL2_BACKEND_PORT, TUNNEL2_HTTPBIN_PORT, TUNNEL2_TUNNEL_PORT override 12007, 12005, 12000.
+#
+# Exit code: the harness's (0 PASS, 99 threshold breached, 2 setup/target problem, 130 interrupted); 1 when
+# this script itself fails (missing tool, port in use, a process not ready).
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+
+# The ports are the project's contract (TunnelClient's Development config forwards to 12007 and 12005); override
+# them only to run the direct targets beside another copy of the stack.
+BACKEND_PORT="${TUNNEL2_BACKEND_PORT:-12007}"
+HTTPBIN_PORT="${TUNNEL2_HTTPBIN_PORT:-12005}"
+TUNNEL_PORT="${TUNNEL2_TUNNEL_PORT:-12000}"
+SESSION=22222222-2222-2222-2222-222222222222
+BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+HTTPBIN_URL="http://127.0.0.1:$HTTPBIN_PORT"
+TUNNEL_URL="http://127.0.0.1:$TUNNEL_PORT"
+READY_ATTEMPTS=60      # × 0.5 s
+STOP_ATTEMPTS=20       # × 0.5 s before SIGKILL
+APT_PACKAGES=(python3-httpbin gunicorn python3-gevent)
+
+die() { echo "run-ramp-up: $*" >&2; exit 1; }
+log() { echo "run-ramp-up: $*"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------------------------------------------- arguments
+profile=""
+targets="all"
+no_httpbin=0
+keep_running=0
+build=1
+extra=()
+while (($#)); do
+  case "$1" in
+    smoke|moderate|aggressive) profile="$1" ;;
+    --targets) shift; (($#)) || die "--targets needs a value"; targets="$1" ;;
+    --targets=*) targets="${1#*=}" ;;
+    --no-httpbin) no_httpbin=1 ;;
+    --keep-running) keep_running=1 ;;
+    --no-build) build=0 ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; extra=("$@"); break ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+  esac
+  shift
+done
+[[ -n "$profile" ]] || { usage >&2; die "give a profile: smoke, moderate or aggressive"; }
+
+# Expands groups to target names, in the harness's canonical order.
+expand_targets() {
+  local selected=() t
+  for t in ${1//,/ }; do
+    case "$t" in
+      all) selected+=(backend-direct backend-tunnel httpbin-direct httpbin-tunnel) ;;
+      direct) selected+=(backend-direct httpbin-direct) ;;
+      tunnel) selected+=(backend-tunnel httpbin-tunnel) ;;
+      testbackend|backend) selected+=(backend-direct backend-tunnel) ;;
+      httpbin) selected+=(httpbin-direct httpbin-tunnel) ;;
+      backend-direct|backend-tunnel|httpbin-direct|httpbin-tunnel) selected+=("$t") ;;
+      *) die "unknown target '$t'" ;;
+    esac
+  done
+  local name result=()
+  for name in backend-direct backend-tunnel httpbin-direct httpbin-tunnel; do
+    if [[ " ${selected[*]} " == *" $name "* ]] && { ((no_httpbin == 0)) || [[ "$name" != httpbin-* ]]; }; then
+      result+=("$name")
+    fi
+  done
+  ((${#result[@]})) || die "no target left to run"
+  local IFS=,
+  echo "${result[*]}"
+}
+targets="$(expand_targets "$targets")"
+need_httpbin=0; [[ ",$targets," == *",httpbin-"* ]] && need_httpbin=1
+need_tunnel=0; [[ "$targets" == *"-tunnel"* ]] && need_tunnel=1
+
+# ---------------------------------------------------------------------------------------------------- tools
+SUDO=""
+if ((EUID != 0)); then
+  command -v sudo >/dev/null || die "not root and no sudo: install ${APT_PACKAGES[*]} curl iproute2 yourself"
+  SUDO="sudo"
+fi
+
+apt_install_missing() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} (apt)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK (global.json pins 10.0.100, latestFeature)"
+tools=(curl iproute2)
+((need_httpbin)) && tools+=("${APT_PACKAGES[@]}")
+apt_install_missing "${tools[@]}"
+
+# ---------------------------------------------------------------------------------------------------- build
+cd "$REPO_ROOT"
+LOADTESTS_PROJECT=tunnel2-load-tests/LoadTests/LoadTests.csproj
+BACKEND_PROJECT=tunnel2-load-tests/TestBackend/TestBackend.csproj
+if ((build)); then
+  log "dotnet build Tunnel2.sln -c Release"
+  if ! dotnet build Tunnel2.sln -c Release -nologo -v quiet; then
+    ((need_tunnel)) && die "the solution does not build, and the tunnel targets need it"
+    log "the solution does not build; building only TestBackend and LoadTests (no tunnel target selected)"
+    dotnet build "$BACKEND_PROJECT" -c Release -nologo -v quiet
+  fi
+  # Until the solution lists LoadTests, build it on its own.
+  grep -q 'LoadTests.csproj' Tunnel2.sln || dotnet build "$LOADTESTS_PROJECT" -c Release -nologo -v quiet
+fi
+
+BACKEND_DIR=tunnel2-load-tests/TestBackend/bin/Release/net10.0
+SERVER_DIR=src/TunnelServer/bin/Release/net10.0
+CLIENT_DIR=src/TunnelClient/bin/Release/net10.0
+HARNESS_DLL=tunnel2-load-tests/LoadTests/bin/Release/net10.0/LoadTests.dll
+[[ -f "$HARNESS_DLL" ]] || die "$HARNESS_DLL missing (build failed?)"
+[[ -f "$BACKEND_DIR/TestBackend.dll" ]] || die "$BACKEND_DIR/TestBackend.dll missing (build failed?)"
+if ((need_tunnel)); then
+  [[ -f "$SERVER_DIR/TunnelServer.dll" && -f "$CLIENT_DIR/TunnelClient.dll" ]] || die "TunnelServer/TunnelClient binaries missing (build failed?)"
+fi
+
+RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile"
+mkdir -p "$RUN_DIR/logs"
+
+# ---------------------------------------------------------------------------------------------------- processes
+STARTED_PIDS=()
+STARTED_NAMES=()
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_all() {
+  local i pid name n
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${STARTED_PIDS[$i]}"; name="${STARTED_NAMES[$i]}"
+    kill -0 "$pid" 2>/dev/null || continue
+    log "stopping $name (PID $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((n = 0; n < STOP_ATTEMPTS; n++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  STARTED_PIDS=()
+  STARTED_NAMES=()
+}
+
+# shellcheck disable=SC2317  # trap handlers
+on_exit() {
+  local code=$?
+  if ((keep_running)) && [[ "${RUN_FINISHED:-0}" == 1 ]]; then
+    if ((${#STARTED_PIDS[@]})); then
+      log "--keep-running: left running:"
+      local i
+      for i in "${!STARTED_PIDS[@]}"; do log "  ${STARTED_NAMES[$i]}: PID ${STARTED_PIDS[$i]}"; done
+      log "stop them with: kill ${STARTED_PIDS[*]}"
+    fi
+  else
+    stop_all
+  fi
+  exit "$code"
+}
+# shellcheck disable=SC2317
+on_signal() {
+  log "interrupted"
+  keep_running=0
+  if [[ -n "${HARNESS_PID:-}" ]] && kill -0 "$HARNESS_PID" 2>/dev/null; then
+    # SIGTERM (a background job ignores SIGINT): the harness cancels, drains and writes its partial report.
+    log "stopping the harness (it writes a partial report)"
+    kill -TERM "$HARNESS_PID" 2>/dev/null || true
+    local n
+    for ((n = 0; n < 80; n++)); do
+      kill -0 "$HARNESS_PID" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL "$HARNESS_PID" 2>/dev/null || true
+  fi
+  exit 130
+}
+trap on_exit EXIT
+trap on_signal INT TERM
+
+port_free() {
+  local port="$1" owner
+  owner="$(ss -H -ltnp "sport = :$port" 2>/dev/null || true)"
+  if [[ -n "$owner" ]]; then
+    echo "run-ramp-up: port $port is already in use:" >&2
+    echo "$owner" >&2
+    die "free port $port (or point LoadTests at the running services yourself, see tunnel2-load-tests/README.md)"
+  fi
+}
+
+# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR (so appsettings*.json are found), logs to the run folder.
+start() {
+  local name="$1" dir="$2"; shift 2
+  local env_vars=()
+  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
+  shift
+  (cd "$dir" && exec env "${env_vars[@]}" "$@") >"$RUN_DIR/logs/$name.log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  STARTED_NAMES+=("$name")
+  log "started $name (PID $!), log: $RUN_DIR/logs/$name.log"
+}
+
+wait_ready() {
+  local name="$1" url="$2" pid="${STARTED_PIDS[-1]}" n
+  for ((n = 0; n < READY_ATTEMPTS; n++)); do
+    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+      log "$name ready ($url)"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$RUN_DIR/logs/$name.log" >&2 || true
+      die "$name exited before it was ready"
+    fi
+    sleep 0.5
+  done
+  tail -n 30 "$RUN_DIR/logs/$name.log" >&2 || true
+  die "$name not ready after $((READY_ATTEMPTS / 2)) s ($url)"
+}
+
+port_free "$BACKEND_PORT"
+((need_httpbin)) && port_free "$HTTPBIN_PORT"
+((need_tunnel)) && port_free "$TUNNEL_PORT"
+
+start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
+wait_ready TestBackend "$BACKEND_URL/loadtest/ping"
+
+if ((need_httpbin)); then
+  start httpbin "$REPO_ROOT" -- gunicorn -b "127.0.0.1:$HTTPBIN_PORT" httpbin:app -k gevent --workers 8 --worker-connections 1000 --graceful-timeout 5
+  wait_ready httpbin "$HTTPBIN_URL/get"
+fi
+
+harness_pids=()
+if ((need_tunnel)); then
+  start TunnelServer "$SERVER_DIR" DOTNET_ENVIRONMENT=Development ASPNETCORE_ENVIRONMENT=Development -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+  SERVER_PID="${STARTED_PIDS[-1]}"
+  wait_ready TunnelServer "$TUNNEL_URL/healthz"
+  start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development -- dotnet TunnelClient.dll
+  CLIENT_PID="${STARTED_PIDS[-1]}"
+  wait_ready TunnelClient "$TUNNEL_URL/session/$SESSION/loadtest/ping"
+  harness_pids=(--server-pid "$SERVER_PID" --client-pid "$CLIENT_PID")
+fi
+
+# ---------------------------------------------------------------------------------------------------- run
+log "profile $profile, targets $targets, report folder $RUN_DIR"
+# In the background so that a signal reaches the trap at once (bash defers traps while a foreground job runs).
+dotnet "$HARNESS_DLL" run \
+  --profile "$profile" \
+  --targets "$targets" \
+  --direct-backend "$BACKEND_URL" \
+  --httpbin "$HTTPBIN_URL" \
+  --tunnel "$TUNNEL_URL" \
+  --session "$SESSION" \
+  --out "$RUN_DIR" \
+  "${harness_pids[@]}" \
+  "${extra[@]}" &
+HARNESS_PID=$!
+harness_code=0
+wait "$HARNESS_PID" || harness_code=$?
+HARNESS_PID=""
+RUN_FINISHED=1
+
+echo
+case "$harness_code" in
+  0) verdict="PASS" ;;
+  99) verdict="FAIL (thresholds breached)" ;;
+  130) verdict="FAIL (interrupted)" ;;
+  *) verdict="FAIL (harness exit code $harness_code)" ;;
+esac
+if [[ -f "$RUN_DIR/report.html" ]]; then
+  log "report: $RUN_DIR/report.html"
+  log "        $RUN_DIR/report.md"
+  grep -E '^- ✗ ' "$RUN_DIR/report.md" | sed 's/^- /run-ramp-up: breached /' || true
+fi
+log "verdict: $verdict"
+exit "$harness_code"
