@@ -60,6 +60,12 @@ public sealed class TunnelClientOptions
     /// <summary>On shutdown, how long in-flight requests may take to finish.</summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// SHA-256 of the server certificate (hex, colons allowed). When set, the uplink accepts exactly that certificate,
+    /// even self-signed, and nothing else (pinning); when empty, the system's normal validation applies.
+    /// </summary>
+    public string? ServerCertificateSha256 { get; set; }
+
     /// <summary>Accept any server certificate. For development against a self-signed server only.</summary>
     public bool DangerousAcceptAnyServerCertificate { get; set; }
 

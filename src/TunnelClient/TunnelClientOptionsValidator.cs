@@ -30,6 +30,15 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
             failures.Add($"--session (Tunnel:Session) '{options.Session}' is not a GUID such as 22222222-2222-2222-2222-222222222222.");
         }
 
+        if (!string.IsNullOrWhiteSpace(options.ServerCertificateSha256))
+        {
+            var hex = options.ServerCertificateSha256.Replace(":", string.Empty, StringComparison.Ordinal);
+            if (hex.Length != 64 || !hex.All(Uri.IsHexDigit))
+            {
+                failures.Add("Tunnel:ServerCertificateSha256 must be 64 hex digits (openssl x509 -noout -fingerprint -sha256 -in server.crt).");
+            }
+        }
+
         if (options.Uplinks is < 1 or > 16)
         {
             failures.Add($"--uplinks (Tunnel:Uplinks) must be between 1 and 16; it is {options.Uplinks}.");

@@ -40,6 +40,28 @@ public sealed class TunnelServerOptions
 
     /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
     public TunnelLimits Limits { get; set; } = new();
+
+    /// <summary>Per-session and per-address request rates; beyond them the entry answers 429 with Retry-After.</summary>
+    public TunnelRateLimitOptions RateLimit { get; set; } = new();
+}
+
+/// <summary>
+/// Token-bucket limits at the public entry (reliability.md B10, D24, E7). A session's own limit keeps one busy
+/// session from starving the others; the per-address limit on unknown-session answers slows id enumeration.
+/// </summary>
+public sealed class TunnelRateLimitOptions
+{
+    /// <summary>Requests per second one session may receive, refilled continuously; 0 disables the limit (default).</summary>
+    public int SessionRequestsPerSecond { get; set; }
+
+    /// <summary>Requests a session may receive at once above its rate; defaults to one second's worth.</summary>
+    public int SessionBurst { get; set; }
+
+    /// <summary>
+    /// 404 answers (unknown or malformed session ids) one client address may get per minute before it gets 429.
+    /// 600 by default: far above a user mistyping a URL, far below a scan.
+    /// </summary>
+    public int NotFoundPerMinutePerAddress { get; set; } = 600;
 }
 
 /// <summary>One uplink credential.</summary>

@@ -56,6 +56,11 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:RetryAfterSeconds must not be negative.");
         }
 
+        if (options.RateLimit.SessionRequestsPerSecond < 0 || options.RateLimit.SessionBurst < 0 || options.RateLimit.NotFoundPerMinutePerAddress < 0)
+        {
+            failures.Add("Tunnel:RateLimit values must not be negative (0 turns a limit off).");
+        }
+
         if (options.MaxRequestBodySize is < 0)
         {
             failures.Add("Tunnel:MaxRequestBodySize must not be negative (leave it empty for no limit).");

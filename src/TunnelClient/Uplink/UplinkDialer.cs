@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Tunnel2.Protocol;
 
@@ -49,6 +50,12 @@ internal sealed class UplinkDialer : IDisposable
         {
             handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
         }
+        else if (!string.IsNullOrWhiteSpace(_options.ServerCertificateSha256))
+        {
+            var pinned = Convert.FromHexString(_options.ServerCertificateSha256.Replace(":", string.Empty, StringComparison.Ordinal));
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                certificate is not null && CryptographicOperations.FixedTimeEquals(SHA256.HashData(certificate.GetRawCertData()), pinned);
+        }
 
         _invoker = new HttpMessageInvoker(handler);
     }
@@ -83,7 +90,10 @@ internal sealed class UplinkDialer : IDisposable
         }
         catch (HttpRequestException ex)
         {
-            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"{_connectUri}: {ex.Message}");
+            var detail = ex.HttpRequestError == HttpRequestError.SecureConnectionError
+                ? " (TLS failed: is the server certificate trusted, or does Tunnel:ServerCertificateSha256 match it?)"
+                : string.Empty;
+            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"{_connectUri}: {ex.Message}{detail}");
         }
 
         if (response.StatusCode == HttpStatusCode.SwitchingProtocols)

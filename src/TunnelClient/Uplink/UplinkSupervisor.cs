@@ -48,6 +48,9 @@ internal sealed class UplinkSupervisor : BackgroundService
         _lifetime = lifetime;
     }
 
+    /// <summary>Raised when a dial fails and will be retried, with the reason (for diagnostics and tests).</summary>
+    public event Action<string>? DialFailed;
+
     /// <summary>Uplinks currently connected.</summary>
     public int ConnectedCount => _live.Count(pair => !pair.Key.IsClosing);
 
@@ -83,6 +86,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                 {
                     var delay = backoff.Next();
                     Log.DialFailed(_logger, slot, dial.Message, delay);
+                    DialFailed?.Invoke(dial.Message);
                     await Task.Delay(delay, _time, stoppingToken);
                     continue;
                 }

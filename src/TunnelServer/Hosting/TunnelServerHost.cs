@@ -26,6 +26,9 @@ public static class TunnelServerHost
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        // The slim builder leaves HTTPS out; the entry and the uplink share one TLS certificate when configured
+        // (Kestrel:Certificates:Default or an https:// URL with Kestrel:Endpoints).
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.ConfigureKestrel(ConfigureKestrel);
         builder.Services.AddTunnelServer(builder.Configuration);
         configure?.Invoke(builder);
@@ -52,6 +55,7 @@ public static class TunnelServerHost
         services.AddSingleton<IValidateOptions<TunnelServerOptions>, TunnelServerOptionsValidator>();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SessionRegistry>();
+        services.AddSingleton<EntryRateLimiter>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
         return services;

@@ -28,11 +28,13 @@ internal sealed class ProxyEntryMiddleware
     private readonly ILogger _logger;
     private readonly string _retryAfter;
     private readonly TimeoutTokenSourcePool _timeouts;
+    private readonly EntryRateLimiter _rateLimiter;
 
     public ProxyEntryMiddleware(
         RequestDelegate next,
         SessionRegistry registry,
         IOptions<TunnelServerOptions> options,
+        EntryRateLimiter rateLimiter,
         TimeProvider time,
         ILogger<ProxyEntryMiddleware> logger)
     {
@@ -42,6 +44,7 @@ internal sealed class ProxyEntryMiddleware
         _logger = logger;
         _retryAfter = _options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _timeouts = new TimeoutTokenSourcePool(time);
+        _rateLimiter = rateLimiter;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -53,14 +56,19 @@ internal sealed class ProxyEntryMiddleware
             case ProxyTargetStatus.NotTunnel:
                 return _next(context);
             case ProxyTargetStatus.BadSessionId:
-                return WriteErrorAsync(context, ProxyError.SessionNotFound, session: null, exception: null);
+                return WriteNotFoundAsync(context);
             case ProxyTargetStatus.DotSegments:
                 return WriteErrorAsync(context, ProxyError.BadRequestTarget, session: null, exception: null);
         }
 
         if (!_registry.TryGetSession(target.SessionId, out var session))
         {
-            return WriteErrorAsync(context, ProxyError.SessionNotFound, session: null, exception: null);
+            return WriteNotFoundAsync(context);
+        }
+
+        if (!_rateLimiter.TryAcquireSession(session.Id))
+        {
+            return WriteErrorAsync(context, ProxyError.RateLimited, session, exception: null);
         }
 
         if (!session.TryOpenStream(out var stream))
@@ -311,6 +319,14 @@ internal sealed class ProxyEntryMiddleware
     private Task WriteErrorAsync(HttpContext context, ProxyError error, Session? session, Exception? exception)
         => ReportError(context, error, session, exception);
 
+    /// <summary>Unknown and malformed ids get the same 404; an address that keeps guessing gets 429 (reliability.md D24).</summary>
+    private Task WriteNotFoundAsync(HttpContext context)
+        => ReportError(
+            context,
+            _rateLimiter.TryAcquireNotFound(context.Connection.RemoteIpAddress) ? ProxyError.SessionNotFound : ProxyError.RateLimited,
+            session: null,
+            exception: null);
+
     /// <summary>The one place a failed exchange is reported: log once, then a status or an abort.</summary>
     private Task ReportError(HttpContext context, ProxyError error, Session? session, Exception? exception)
     {
@@ -333,7 +349,7 @@ internal sealed class ProxyEntryMiddleware
         var statusCode = error == ProxyError.RequestBodyClient && exception is Microsoft.AspNetCore.Http.BadHttpRequestException bad
             ? bad.StatusCode
             : ProxyErrorMapping.ToStatusCode(error);
-        if (error is not ProxyError.SessionNotFound)
+        if (error is not (ProxyError.SessionNotFound or ProxyError.RateLimited))
         {
             Log.ProxyError(_logger, context.Request.Method, sessionLabel, error, statusCode, exception);
         }
@@ -343,7 +359,7 @@ internal sealed class ProxyEntryMiddleware
         response.ContentType = "text/plain; charset=utf-8";
         response.Headers["Referrer-Policy"] = "no-referrer";
         response.Headers.CacheControl = "no-store";
-        if (statusCode == StatusCodes.Status503ServiceUnavailable)
+        if (statusCode is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
         {
             response.Headers.RetryAfter = _retryAfter;
         }

@@ -16,6 +16,9 @@ internal enum ProxyError
     /// <summary>No session has this id (or it is malformed); indistinguishable from a foreign id on purpose.</summary>
     SessionNotFound,
 
+    /// <summary>The session is over its configured request rate, or the address over its 404 budget.</summary>
+    RateLimited,
+
     /// <summary>The session is known but has no uplink that can take a stream.</summary>
     NoUplink,
 
@@ -71,6 +74,7 @@ internal static class ProxyErrorMapping
         ProxyError.RequestHeadTooLarge => StatusCodes.Status431RequestHeaderFieldsTooLarge,
         ProxyError.SessionNotFound => StatusCodes.Status404NotFound,
         ProxyError.NoUplink or ProxyError.ClientRefused => StatusCodes.Status503ServiceUnavailable,
+        ProxyError.RateLimited => StatusCodes.Status429TooManyRequests,
         ProxyError.BackendTimeout or ProxyError.ResponseHeadersTimeout => StatusCodes.Status504GatewayTimeout,
         ProxyError.RequestBodyClient or ProxyError.RequestRejected => StatusCodes.Status400BadRequest,
         ProxyError.ClientAborted => StatusCodes.Status499ClientClosedRequest,
@@ -82,6 +86,7 @@ internal static class ProxyErrorMapping
         ProxyError.BadRequestTarget => "Tunnel2: the request path contains dot-segments ('.' or '..'), which the tunnel does not forward.",
         ProxyError.RequestHeadTooLarge => "Tunnel2: the request headers are too large for the tunnel.",
         ProxyError.SessionNotFound => "Tunnel2: no such session.",
+        ProxyError.RateLimited => "Tunnel2: too many requests; slow down.",
         ProxyError.NoUplink => "Tunnel2: the session's client is not connected; try again shortly.",
         ProxyError.ClientRefused => "Tunnel2: the session's client is at capacity; try again shortly.",
         ProxyError.BackendUnavailable => "Tunnel2: the client could not reach its backend.",

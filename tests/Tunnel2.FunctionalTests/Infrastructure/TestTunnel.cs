@@ -40,6 +40,12 @@ internal sealed class TestTunnelOptions
 
     public Action<TunnelServerOptions>? ConfigureServer { get; init; }
 
+    /// <summary>Adjusts the server host before it is built (Kestrel, certificates, logging).</summary>
+    public Action<WebApplicationBuilder>? ConfigureServerHost { get; init; }
+
+    /// <summary>A certificate for the server: public entry and uplink then speak HTTPS on the same port.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? ServerCertificate { get; init; }
+
     public Action<TunnelClientOptions>? ConfigureClient { get; init; }
 
     public int Uplinks { get; init; } = 2;
@@ -61,7 +67,7 @@ internal sealed class TestTunnel : IAsyncDisposable
     {
         _output = output;
         _options = options;
-        Http = new HttpClient(new SocketsHttpHandler
+        var handler = new SocketsHttpHandler
         {
             UseProxy = false,
             AllowAutoRedirect = false,
@@ -69,10 +75,15 @@ internal sealed class TestTunnel : IAsyncDisposable
             UseCookies = false,
             RequestHeaderEncodingSelector = static (_, _) => System.Text.Encoding.Latin1,
             ResponseHeaderEncodingSelector = static (_, _) => System.Text.Encoding.Latin1,
-        })
-        {
-            Timeout = TimeSpan.FromSeconds(30),
         };
+        if (options.ServerCertificate is { } certificate)
+        {
+            // The public client trusts exactly the test's self-signed certificate.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) =>
+                presented is not null && presented.GetCertHashString() == certificate.GetCertHashString();
+        }
+
+        Http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
     }
 
     public string Token { get; } = "t2test_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
@@ -229,8 +240,15 @@ internal sealed class TestTunnel : IAsyncDisposable
 
     private async Task StartServerAsync(int port)
     {
-        Server = TunnelServerHost.Build(["--urls", $"http://127.0.0.1:{port}"], builder =>
+        var scheme = _options.ServerCertificate is null ? "http" : "https";
+        Server = TunnelServerHost.Build(["--urls", $"{scheme}://127.0.0.1:{port}"], builder =>
         {
+            if (_options.ServerCertificate is { } certificate)
+            {
+                builder.WebHost.ConfigureKestrel(k => k.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
+            }
+
+            _options.ConfigureServerHost?.Invoke(builder);
             RemoveJsonSources(builder.Configuration);
             builder.Logging.ClearProviders().AddProvider(new XunitLoggerProvider(_output, "[server]")).SetMinimumLevel(LogLevel.Debug);
             builder.Services.PostConfigure<TunnelServerOptions>(o =>
