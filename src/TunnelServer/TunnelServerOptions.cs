@@ -20,6 +20,12 @@ public sealed class TunnelServerOptions
     /// </summary>
     public TimeSpan ResponseHeadersTimeout { get; set; } = TimeSpan.FromSeconds(110);
 
+    /// <summary>
+    /// How long a request for a session with no usable uplink waits for one before the 503 (reliability.md B9): a
+    /// client reconnecting after a network blip or a restart loses no requests that arrive meanwhile.
+    /// </summary>
+    public TimeSpan UplinkWaitTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>How long a new uplink may take to send SETTINGS after the upgrade.</summary>
     public TimeSpan UplinkHandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

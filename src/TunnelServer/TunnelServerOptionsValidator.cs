@@ -46,6 +46,11 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:ResponseHeadersTimeout must be positive.");
         }
 
+        if (options.UplinkWaitTimeout < TimeSpan.Zero)
+        {
+            failures.Add("Tunnel:UplinkWaitTimeout must not be negative (0 answers 503 at once).");
+        }
+
         if (options.UplinkHandshakeTimeout <= TimeSpan.Zero)
         {
             failures.Add("Tunnel:UplinkHandshakeTimeout must be positive.");

@@ -105,6 +105,28 @@ public sealed class LifecycleTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task RequestWhileClientReconnects_WaitsForTheUplink_InsteadOf503()
+    {
+        await using var tunnel = await TestTunnel.StartAsync(output, new TestTunnelOptions
+        {
+            ConfigureServer = o => o.UplinkWaitTimeout = TimeSpan.FromSeconds(20),
+        });
+        await tunnel.StopClientAsync();
+        await tunnel.WaitForUplinkCountAsync(0);
+        Assert.True(tunnel.Server.Services.GetRequiredService<Tunnel2.Server.Sessions.SessionRegistry>().TryGetSession(tunnel.SessionId, out var session));
+        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        session.WaitingForUplink += () => waiting.TrySetResult();
+
+        var request = tunnel.Http.GetAsync(tunnel.Url("/loadtest/get"));
+        await waiting.Task.DefaultTimeout();
+        Assert.False(request.IsCompleted);
+        await tunnel.StartClientAsync();
+        using var response = await request.DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
     public async Task ServerRestarted_ClientReconnectsByItself()
     {
         await using var tunnel = await TestTunnel.StartAsync(output);

@@ -29,6 +29,7 @@ internal sealed class ProxyEntryMiddleware
     private readonly string _retryAfter;
     private readonly TimeoutTokenSourcePool _timeouts;
     private readonly EntryRateLimiter _rateLimiter;
+    private readonly TimeProvider _time;
 
     public ProxyEntryMiddleware(
         RequestDelegate next,
@@ -45,6 +46,7 @@ internal sealed class ProxyEntryMiddleware
         _retryAfter = _options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _timeouts = new TimeoutTokenSourcePool(time);
         _rateLimiter = rateLimiter;
+        _time = time;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -73,17 +75,42 @@ internal sealed class ProxyEntryMiddleware
 
         if (!session.TryOpenStream(out var stream))
         {
-            var error = session.UplinkCount == 0 ? ProxyError.NoUplink : ProxyError.ClientRefused;
-            return WriteErrorAsync(context, error, session, exception: null);
+            return WaitForUplinkAndProxyAsync(context, session, retry: false);
         }
 
+        return SendHeadAndProxyAsync(context, session, stream, target, retry: false);
+    }
+
+    private Task SendHeadAndProxyAsync(HttpContext context, Session session, TunnelStream stream, ProxyTarget target, bool retry)
+    {
         if (!TrySendRequestHead(context, stream, target, out var hasBody))
         {
             stream.Reset(TunnelErrorCode.Cancel);
             return WriteErrorAsync(context, ProxyError.RequestHeadTooLarge, session, exception: null);
         }
 
-        return ProxyAsync(context, session, stream, hasBody);
+        return ProxyAsync(context, session, stream, hasBody, retry);
+    }
+
+    /// <summary>
+    /// No uplink can take the request now (the client is reconnecting, or its uplinks are draining): wait briefly for
+    /// one to join (reliability.md B9) before answering 503.
+    /// </summary>
+    private async Task WaitForUplinkAndProxyAsync(HttpContext context, Session session, bool retry)
+    {
+        var stream = await session.WaitToOpenStreamAsync(_options.UplinkWaitTimeout, _time, context.RequestAborted);
+        if (stream is null)
+        {
+            var error = context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted
+                : session.UplinkCount == 0 ? ProxyError.NoUplink
+                : ProxyError.ClientRefused;
+            await WriteErrorAsync(context, error, session, exception: null);
+            return;
+        }
+
+        // The target was parsed before the wait; a ref struct cannot cross it, so parse the raw target again.
+        ProxyTarget.TryParse(context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget, out var target);
+        await SendHeadAndProxyAsync(context, session, stream, target, retry);
     }
 
     private bool TrySendRequestHead(HttpContext context, TunnelStream stream, ProxyTarget target, out bool hasBody)
@@ -116,7 +143,7 @@ internal sealed class ProxyEntryMiddleware
         return true;
     }
 
-    private async Task ProxyAsync(HttpContext context, Session session, TunnelStream stream, bool hasBody)
+    private async Task ProxyAsync(HttpContext context, Session session, TunnelStream stream, bool hasBody, bool retry)
     {
         using var abortRegistration = context.RequestAborted.UnsafeRegister(
             static state => ((TunnelStream)state!).Reset(TunnelErrorCode.Cancel, "The public client went away."),
@@ -149,6 +176,15 @@ internal sealed class ProxyEntryMiddleware
         var bodyException = await bodyTask;
         if (error == ProxyError.None)
         {
+            return;
+        }
+
+        // A stream the client refused unprocessed (its uplink was draining, or at its stream limit) is safe to send
+        // again elsewhere, once, when no body went out (nginx's rule: never replay what the backend may have seen).
+        if (!retry && !hasBody && !context.Response.HasStarted
+            && stream.AbortReason is TunnelStreamException { ErrorCode: TunnelErrorCode.RefusedStream })
+        {
+            await WaitForUplinkAndProxyAsync(context, session, retry: true);
             return;
         }
 

@@ -14,6 +14,7 @@ internal sealed class Session
     private ImmutableArray<TunnelConnection> _uplinks = [];
     private Guid _instanceId;
     private int _next;
+    private TaskCompletionSource _uplinkAdded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Session(Guid id, string owner, TimeProvider time)
     {
@@ -32,6 +33,9 @@ internal sealed class Session
 
     public int UplinkCount => _uplinks.Length;
 
+    /// <summary>Raised when a request starts waiting for an uplink (for diagnostics and tests).</summary>
+    public event Action? WaitingForUplink;
+
     /// <summary>When the last uplink went away; meaningful only while <see cref="UplinkCount"/> is 0.</summary>
     public DateTimeOffset LastUplinkLost { get; private set; }
 
@@ -49,6 +53,8 @@ internal sealed class Session
             }
 
             _uplinks = _uplinks.Add(uplink);
+            _uplinkAdded.TrySetResult();
+            _uplinkAdded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return superseded;
         }
     }
@@ -61,6 +67,44 @@ internal sealed class Session
             if (_uplinks.IsEmpty)
             {
                 LastUplinkLost = now;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens a stream, waiting up to <paramref name="timeout"/> for an uplink to (re)join when none can take one now.
+    /// </summary>
+    /// <returns>The stream, or null when the wait ran out or <paramref name="cancellationToken"/> fired.</returns>
+    public async Task<TunnelStream?> WaitToOpenStreamAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var start = time.GetTimestamp();
+        WaitingForUplink?.Invoke();
+        while (true)
+        {
+            Task added;
+            lock (_lock)
+            {
+                added = _uplinkAdded.Task;
+            }
+
+            if (TryOpenStream(out var stream))
+            {
+                return stream;
+            }
+
+            var remaining = timeout - time.GetElapsedTime(start);
+            if (remaining <= TimeSpan.Zero)
+            {
+                return null;
+            }
+
+            try
+            {
+                await added.WaitAsync(remaining, time, cancellationToken);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                return null;
             }
         }
     }

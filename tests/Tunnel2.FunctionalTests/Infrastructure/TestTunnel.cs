@@ -256,6 +256,9 @@ internal sealed class TestTunnel : IAsyncDisposable
                 var grant = new TunnelTokenOptions { Name = "test", Sha256 = TokenValidator.HashToken(Token) };
                 grant.Sessions.Add(SessionId.ToString("D"));
                 o.Tokens.Add(grant);
+
+                // Answer "no uplink" at once unless a test is about waiting for one.
+                o.UplinkWaitTimeout = TimeSpan.Zero;
                 _options.ConfigureServer?.Invoke(o);
             });
         });
