@@ -15,6 +15,9 @@ public static class TunnelServerHost
 
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
+        // Also set in TunnelServer.csproj for the published app; here for hosts built in-process (tests, embedding).
+        AppContext.SetSwitch("Microsoft.AspNetCore.Server.Kestrel.DisableHttp1LineFeedTerminators", true);
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             Args = args,
