@@ -45,6 +45,14 @@ public static class HopByHopHeaders
     /// </summary>
     public static bool IsReplacedByEntry(string name) => s_replacedByEntry.Contains(name);
 
+    /// <summary>
+    /// True for an <c>Upgrade</c> value the tunnel passes through as an opaque stream (WebSocket and other protocols).
+    /// <c>h2c</c> never is: forwarding it lets a client speak HTTP/2 to the backend past the entry (h2c smuggling,
+    /// reliability.md D19).
+    /// </summary>
+    public static bool IsForwardableUpgrade(string? upgrade)
+        => !string.IsNullOrWhiteSpace(upgrade) && !upgrade.Contains("h2c", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>True when a <c>Connection</c> field value nominates <paramref name="name"/>.</summary>
     public static bool IsNominated(ReadOnlySpan<char> connectionValue, ReadOnlySpan<char> name)
     {

@@ -142,6 +142,18 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
         var backendUrl = _routes.Resolve(decoder.Target);
         request.RequestUri = new Uri(backendUrl, in s_uriOptions);
+        var upgrade = decoder.Upgrade;
+        if (upgrade is not null)
+        {
+            // The stream stays open for the bytes after a 101; they are not a request body.
+            request.Content?.Dispose();
+            request.Content = null;
+            // HttpClient hands back the raw connection for a 101, as it does for its own WebSocket client.
+            request.Version = HttpVersion.Version11;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            request.Headers.TryAddWithoutValidation("Upgrade", upgrade);
+            request.Headers.Connection.Add("Upgrade");
+        }
 
         HttpResponseMessage response;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
@@ -171,6 +183,12 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         using (response)
         {
             timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+            if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
+            {
+                await RelayUpgradedAsync(stream, request, response, upgrade);
+                return;
+            }
+
             if (!TrySendResponseHead(stream, request, response, out var endStream))
             {
                 stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's response head is too large for the tunnel.");
@@ -184,6 +202,32 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
 
         await stream.Input.CompleteAsync();
+    }
+
+    /// <summary>After the backend's 101: the head goes back with its Upgrade, then bytes flow both ways until either side ends.</summary>
+    private async Task RelayUpgradedAsync(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, string? upgrade)
+    {
+        if (upgrade is null)
+        {
+            // 101 to a request that asked for no upgrade: never switch (reliability.md C7).
+            stream.Reset(TunnelErrorCode.BackendInvalidResponse, "101 Switching Protocols to a request that asked for no upgrade.");
+            return;
+        }
+
+        if (!TrySendResponseHead(stream, request, response, out _))
+        {
+            stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's 101 head is too large for the tunnel.");
+            return;
+        }
+
+        var connection = await response.Content.ReadAsStreamAsync(stream.Aborted);
+        await using (connection)
+        {
+            if (!await OpaqueRelay.RunAsync(stream, connection))
+            {
+                Log.BackendFailedAfterStart(_logger, request.Method.Method, request.RequestUri!.GetLeftPart(UriPartial.Authority), exception: null);
+            }
+        }
     }
 
     private static bool TrySendResponseHead(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, out bool endStream)
@@ -204,6 +248,14 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             ArrayPool<byte>.Shared.Return(buffer);
             return false;
         }
+
+        if (status == 101 && response.Headers.NonValidated.TryGetValues("Upgrade", out var upgrade))
+        {
+            // Hop-by-hop, so skipped above; a switch needs it end to end.
+            writer.WriteField("Upgrade", upgrade.ToString());
+        }
+
+        endStream &= status != 101;
 
         stream.TrySendHeaders(buffer, writer.Length, endStream);
         return true;

@@ -19,7 +19,11 @@ internal struct RequestHeadDecoder : IHeaderBlockHandler
         Target = null;
         Error = null;
         ContentLength = null;
+        Upgrade = null;
     }
+
+    /// <summary>The protocol the public client asked to upgrade to (WebSocket…), when the entry forwarded one.</summary>
+    public string? Upgrade { get; private set; }
 
     /// <summary>Path and query for the backend, exactly as the public client sent them after the session prefix.</summary>
     public string? Target { get; private set; }
@@ -49,6 +53,12 @@ internal struct RequestHeadDecoder : IHeaderBlockHandler
         // Defence in depth: the server already removed these, and the backend gets its own Host.
         if (HopByHopHeaders.IsHopByHop(nameString) || string.Equals(nameString, "Host", StringComparison.OrdinalIgnoreCase))
         {
+            if (string.Equals(nameString, "Upgrade", StringComparison.OrdinalIgnoreCase))
+            {
+                var upgrade = Encoding.Latin1.GetString(value);
+                Upgrade = HopByHopHeaders.IsForwardableUpgrade(upgrade) ? upgrade : null;
+            }
+
             return;
         }
 

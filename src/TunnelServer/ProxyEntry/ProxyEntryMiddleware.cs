@@ -123,7 +123,8 @@ internal sealed class ProxyEntryMiddleware
         var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
         var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
         writer.WriteRequestHead(request.Method, target.Target);
-        if (!RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix))
+        var upgrade = ForwardableUpgrade(context);
+        if (!RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix, upgrade))
         {
             ArrayPool<byte>.Shared.Return(buffer);
             return false;
@@ -139,7 +140,8 @@ internal sealed class ProxyEntryMiddleware
         }
 
         // A refused head (connection closing meanwhile) surfaces as a stream error when the response is awaited.
-        stream.TrySendHeaders(buffer, writer.Length, endStream: !hasBody);
+        // An upgrade keeps the stream open: after a 101 the public client's bytes follow as DATA.
+        stream.TrySendHeaders(buffer, writer.Length, endStream: !hasBody && upgrade is null);
         return true;
     }
 
@@ -176,6 +178,8 @@ internal sealed class ProxyEntryMiddleware
         var bodyException = await bodyTask;
         if (error == ProxyError.None)
         {
+            // An upgrade request the backend answered without switching still has our side open: end it.
+            stream.Complete();
             return;
         }
 
@@ -224,14 +228,27 @@ internal sealed class ProxyEntryMiddleware
         using (head)
         {
             var decoder = new ResponseHeadDecoder(context.Response);
-            headError = HeaderBlockReader.Read(head.Span, ref decoder, int.MaxValue) ?? decoder.Error;
+            headError = HeaderBlockReader.Read(head.Span, ref decoder, _options.Limits.MaxHeaderListSize) ?? decoder.Error;
+        }
+
+        var switching = context.Response.StatusCode == StatusCodes.Status101SwitchingProtocols;
+        if (headError is null && switching && (ForwardableUpgrade(context) is null || head.EndStream))
+        {
+            // 101 to a request that asked for no upgrade (or with nothing to follow) is a backend bug (reliability.md C7).
+            headError = "101 Switching Protocols without a matching upgrade request.";
         }
 
         if (headError is not null)
         {
             context.Response.Headers.Clear();
             context.Response.ContentLength = null;
+            context.Response.StatusCode = StatusCodes.Status200OK;
             return ProxyError.InvalidResponse;
+        }
+
+        if (switching)
+        {
+            return await RelayUpgradedAsync(context, stream);
         }
 
         if (head.EndStream)
@@ -338,6 +355,42 @@ internal sealed class ProxyEntryMiddleware
                 return null;
             }
         }
+    }
+
+    /// <summary>Sends the 101 to the public client and relays the upgraded connection (WebSocket) both ways.</summary>
+    private static async Task<ProxyError> RelayUpgradedAsync(HttpContext context, TunnelStream stream)
+    {
+        Stream opaque;
+        try
+        {
+            opaque = await context.Features.GetRequiredFeature<IHttpUpgradeFeature>().UpgradeAsync();
+        }
+        catch (Exception)
+        {
+            return ProxyError.ClientAborted;
+        }
+
+        await using (opaque)
+        {
+            if (!await OpaqueRelay.RunAsync(stream, opaque))
+            {
+                context.Abort();
+            }
+        }
+
+        return ProxyError.None;
+    }
+
+    /// <summary>The Upgrade value to pass through for an upgradable HTTP/1.1 request, or null (never h2c).</summary>
+    private static string? ForwardableUpgrade(HttpContext context)
+    {
+        if (context.Features.Get<IHttpUpgradeFeature>() is not { IsUpgradableRequest: true })
+        {
+            return null;
+        }
+
+        var upgrade = context.Request.Headers.Upgrade.ToString();
+        return HopByHopHeaders.IsForwardableUpgrade(upgrade) ? upgrade : null;
     }
 
     private static void ApplyTrailers(HttpContext context, ReceivedHeaderBlock trailers)

@@ -10,8 +10,9 @@ namespace Tunnel2.Server.ProxyEntry;
 /// </summary>
 internal static class RequestHeadEncoder
 {
+    /// <param name="upgrade">The <c>Upgrade</c> value to forward for an upgrade request (WebSocket), else null.</param>
     /// <returns>False when the head does not fit the buffer.</returns>
-    public static bool Write(ref HeaderBlockWriter writer, HttpContext context, ReadOnlySpan<char> forwardPrefix)
+    public static bool Write(ref HeaderBlockWriter writer, HttpContext context, ReadOnlySpan<char> forwardPrefix, string? upgrade)
     {
         var request = context.Request;
         var headers = request.Headers;
@@ -58,6 +59,13 @@ internal static class RequestHeadEncoder
         }
 
         writer.WriteField("X-Forwarded-Prefix", forwardPrefix);
+        if (upgrade is not null)
+        {
+            // Hop-by-hop, so removed above; an upgrade is the one exchange that needs them end to end.
+            writer.WriteField("Connection", "Upgrade");
+            writer.WriteField("Upgrade", upgrade);
+        }
+
         return !writer.Overflowed;
     }
 }

@@ -26,7 +26,7 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
 
     public void OnResponseHead(int statusCode)
     {
-        if (statusCode < 200)
+        if (statusCode < 200 && statusCode != StatusCodes.Status101SwitchingProtocols)
         {
             Error = "Interim (1xx) responses are not forwarded as final responses.";
             return;
@@ -43,6 +43,12 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
         var nameString = staticIndex != 0 ? StaticTable.GetName(staticIndex)! : Encoding.Latin1.GetString(name);
         if (HopByHopHeaders.IsHopByHop(nameString))
         {
+            // A 101 keeps its Upgrade; Kestrel adds Connection: Upgrade itself.
+            if (StatusCode == StatusCodes.Status101SwitchingProtocols && string.Equals(nameString, "Upgrade", StringComparison.OrdinalIgnoreCase))
+            {
+                _response.Headers.Upgrade = Encoding.Latin1.GetString(value);
+            }
+
             return;
         }
 
