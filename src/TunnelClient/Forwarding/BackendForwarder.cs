@@ -142,6 +142,14 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
         var backendUrl = _routes.Resolve(decoder.Target);
         request.RequestUri = new Uri(backendUrl, in s_uriOptions);
+        if (IsGrpc(request))
+        {
+            // gRPC needs HTTP/2 end to end (trailers, full duplex): h2 over TLS, or h2c with prior knowledge over http.
+            request.Version = HttpVersion.Version20;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            request.Headers.TryAddWithoutValidation("TE", "trailers");
+        }
+
         var upgrade = decoder.Upgrade;
         if (upgrade is not null)
         {
@@ -327,7 +335,11 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
                     return;
                 }
 
-                stream.Complete();
+                if (!TrySendTrailers(stream, response))
+                {
+                    stream.Complete();
+                }
+
                 return;
             }
 
@@ -345,6 +357,32 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             }
         }
     }
+
+    /// <summary>Ends the stream with the backend's trailers (gRPC status), if it sent any.</summary>
+    private static bool TrySendTrailers(TunnelStream stream, HttpResponseMessage response)
+    {
+        if (!response.TrailingHeaders.NonValidated.GetEnumerator().MoveNext())
+        {
+            return false;
+        }
+
+        var maxBlock = stream.MaxHeaderBlockSize;
+        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
+        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
+        writer.WriteTrailersHead();
+        if (!WriteFields(ref writer, response.TrailingHeaders.NonValidated, connection: null))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's trailers are too large for the tunnel.");
+            return true;
+        }
+
+        stream.TrySendHeaders(buffer, writer.Length, endStream: true);
+        return true;
+    }
+
+    private static bool IsGrpc(HttpRequestMessage request)
+        => request.Content?.Headers.ContentType?.MediaType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
 
     private void FailAfterStart(TunnelStream stream, HttpRequestMessage request, Exception exception)
     {
