@@ -31,5 +31,14 @@ public static class UplinkHandshake
 
     public const string PublicUrlHeader = "Tunnel2-Public-Url";
 
+    /// <summary>Request: the raw TCP services the client serves, comma-separated names (docs/protocol.md §2.1).</summary>
+    public const string TcpServicesHeader = "Tunnel2-Tcp-Services";
+
+    /// <summary>Response: the public port of each TCP service, as <c>name=port</c>, comma-separated.</summary>
+    public const string TcpPortsHeader = "Tunnel2-Tcp-Ports";
+
+    /// <summary>The method of a stream that carries one raw TCP connection; its target is "/" + the service name.</summary>
+    public const string TcpConnectMethod = "CONNECT";
+
     public const string CurrentVersion = "1";
 }

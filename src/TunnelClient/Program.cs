@@ -16,6 +16,7 @@ public static class Program
         var server = new Option<string?>("--server") { Description = "TunnelServer base URL (default http://127.0.0.1:12000)." };
         var backend = new Option<string?>("--backend") { Description = "Backend for every path no --route matches; replaces configured routes." };
         var route = new Option<string[]>("--route") { Description = "Path prefix to a backend, e.g. /api=http://127.0.0.1:8080 (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var tcp = new Option<string[]>("--tcp") { Description = "Raw TCP service to expose, e.g. redis=127.0.0.1:6379 (repeatable)." };
         var session = new Option<string?>("--session") { Description = "Session id to request (GUID); granted if the token may have it." };
         var tokenFile = new Option<string?>("--token-file") { Description = $"File holding the uplink token. Or set {TunnelClientHost.TokenEnvironmentVariable}." };
         var uplinks = new Option<int?>("--uplinks") { Description = "Uplink connections to keep open (1-16, default 2)." };
@@ -25,7 +26,7 @@ public static class Program
 
         var root = new RootCommand("Tunnel2 client: dials a TunnelServer and forwards its session's requests to a private backend.")
         {
-            server, backend, route, session, tokenFile, uplinks, maxConcurrent, insecure, token,
+            server, backend, route, tcp, session, tokenFile, uplinks, maxConcurrent, insecure, token,
         };
 
         root.SetAction(async (parse, cancellationToken) =>
@@ -50,8 +51,26 @@ public static class Program
                 parsedRoutes.Add(new(r[..separator], r[(separator + 1)..]));
             }
 
+            var tcpServices = new List<KeyValuePair<string, string>>();
+            foreach (var t in parse.GetValue(tcp) ?? [])
+            {
+                var separator = t.IndexOf('=', StringComparison.Ordinal);
+                if (separator <= 0)
+                {
+                    await Console.Error.WriteLineAsync($"--tcp '{t}' must look like name=host:port.");
+                    return ExitCodes.InvalidConfiguration;
+                }
+
+                tcpServices.Add(new(t[..separator], t[(separator + 1)..]));
+            }
+
             void Overrides(TunnelClientOptions o)
             {
+                foreach (var (name, endpoint) in tcpServices)
+                {
+                    o.TcpServices[name] = endpoint;
+                }
+
                 if (parse.GetValue(server) is { } s)
                 {
                     o.Server = s;

@@ -19,6 +19,12 @@ public sealed class TunnelClientOptions
     /// <summary>Path prefix → backend URL; the longest matching prefix wins (on a segment boundary). Paths are forwarded unchanged.</summary>
     public Dictionary<string, string> Routes { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Raw TCP services to expose: name → local <c>host:port</c>. The server gives each a public port (reported at
+    /// connect and printed); every connection to it becomes a stream to that local address.
+    /// </summary>
+    public Dictionary<string, string> TcpServices { get; } = new(StringComparer.Ordinal);
+
     /// <summary>The uplink token. Never accepted on the command line: use TUNNEL2_TOKEN, configuration, or <see cref="TokenFile"/>.</summary>
     public string? Token { get; set; }
 

@@ -20,6 +20,19 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
             CheckUrl(failures, $"route '{prefix}'", url);
         }
 
+        foreach (var (service, endpoint) in options.TcpServices)
+        {
+            if (!Tunnel2.Protocol.HeaderBlocks.HeaderValidation.IsToken(service))
+            {
+                failures.Add($"TCP service name '{service}' must be a token (letters, digits, '-', '_', '.').");
+            }
+
+            if (!TryParseEndpoint(endpoint, out _, out _))
+            {
+                failures.Add($"TCP service '{service}' must point at host:port; it is '{endpoint}'.");
+            }
+        }
+
         if (string.IsNullOrWhiteSpace(options.Token) && string.IsNullOrWhiteSpace(options.TokenFile))
         {
             failures.Add("No uplink token: set TUNNEL2_TOKEN, Tunnel:Token in configuration, or --token-file <path>.");
@@ -70,6 +83,22 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Parses <c>host:port</c> (or <c>[v6]:port</c>).</summary>
+    internal static bool TryParseEndpoint(string value, out string host, out int port)
+    {
+        host = string.Empty;
+        port = 0;
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port)
+            || port is < 1 or > 65535)
+        {
+            return false;
+        }
+
+        host = value[..colon].Trim('[', ']');
+        return host.Length > 0;
     }
 
     private static void CheckUrl(List<string> failures, string setting, string value)

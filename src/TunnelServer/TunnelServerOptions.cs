@@ -47,6 +47,9 @@ public sealed class TunnelServerOptions
     /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
     public TunnelLimits Limits { get; set; } = new();
 
+    /// <summary>Raw TCP tunnels (docs/architecture.md, TCP services).</summary>
+    public TunnelTcpOptions Tcp { get; set; } = new();
+
     /// <summary>Per-session and per-address request rates; beyond them the entry answers 429 with Retry-After.</summary>
     public TunnelRateLimitOptions RateLimit { get; set; } = new();
 }
@@ -81,4 +84,32 @@ public sealed class TunnelTokenOptions
 
     /// <summary>Fixed session ids this token may claim (GUID format). Other sessions get a random id.</summary>
     public List<string> Sessions { get; } = [];
+}
+
+/// <summary>
+/// Public TCP ports for the raw TCP services clients declare. Off by default; each service of a session keeps its port
+/// for as long as the session is known, across client reconnects.
+/// </summary>
+public sealed class TunnelTcpOptions
+{
+    /// <summary>Turns TCP tunnels on.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Address the service ports listen on (0.0.0.0 for a public server).</summary>
+    public string BindAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>First port of the range services are given; 0 lets the system assign a free port, reported to the client.</summary>
+    public int PortRangeStart { get; set; }
+
+    /// <summary>Last port of the range, inclusive.</summary>
+    public int PortRangeEnd { get; set; }
+
+    /// <summary>Services one session may declare.</summary>
+    public int MaxServicesPerSession { get; set; } = 16;
+
+    /// <summary>Connections one service port carries at once; more are closed at accept.</summary>
+    public int MaxConnectionsPerService { get; set; } = 1000;
+
+    /// <summary>How long a TCP connection may carry no bytes either way before both ends are closed.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 }

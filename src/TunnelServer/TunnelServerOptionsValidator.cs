@@ -66,6 +66,18 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:RateLimit values must not be negative (0 turns a limit off).");
         }
 
+        var tcp = options.Tcp;
+        if (tcp.PortRangeStart != 0
+            && (tcp.PortRangeStart is < 1 or > 65535 || tcp.PortRangeEnd < tcp.PortRangeStart || tcp.PortRangeEnd > 65535))
+        {
+            failures.Add("Tunnel:Tcp:PortRangeStart..PortRangeEnd must be a range of ports within 1-65535 (PortRangeStart 0 lets the system pick free ports).");
+        }
+
+        if (!System.Net.IPAddress.TryParse(tcp.BindAddress, out _))
+        {
+            failures.Add($"Tunnel:Tcp:BindAddress '{tcp.BindAddress}' is not an IP address.");
+        }
+
         if (options.MaxRequestBodySize is < 0)
         {
             failures.Add("Tunnel:MaxRequestBodySize must not be negative (leave it empty for no limit).");

@@ -20,11 +20,15 @@ public static class OpaqueRelay
     /// True when both sides ended cleanly; false when either ended abruptly, in which case the stream has been reset
     /// and the caller must abort its connection (a cut must never look like a close).
     /// </returns>
-    public static async Task<bool> RunAsync(TunnelStream stream, Stream other)
+    public static Task<bool> RunAsync(TunnelStream stream, Stream other) => RunAsync(stream, other, idleTimeout: null);
+
+    /// <param name="idleTimeout">When set, both sides are torn down after this long without a byte either way.</param>
+    public static async Task<bool> RunAsync(TunnelStream stream, Stream other, TimeSpan? idleTimeout)
     {
         using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
-        var toTunnel = OtherToTunnelAsync(other, stream, stopReading.Token);
-        var fromTunnel = TunnelToOtherAsync(stream, other);
+        using var idle = idleTimeout is { } timeout ? new IdleWatch(stream, timeout) : null;
+        var toTunnel = OtherToTunnelAsync(other, stream, idle, stopReading.Token);
+        var fromTunnel = TunnelToOtherAsync(stream, other, idle);
         bool clean;
         if (await Task.WhenAny(toTunnel, fromTunnel) == fromTunnel)
         {
@@ -52,7 +56,7 @@ public static class OpaqueRelay
     }
 
     /// <returns>True when the other side ended cleanly (EOF) and END_STREAM went out.</returns>
-    private static async Task<bool> OtherToTunnelAsync(Stream other, TunnelStream stream, CancellationToken cancellationToken)
+    private static async Task<bool> OtherToTunnelAsync(Stream other, TunnelStream stream, IdleWatch? idle, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -77,6 +81,7 @@ public static class OpaqueRelay
                     return true;
                 }
 
+                idle?.Touch();
                 await stream.SendDataAsync(buffer, read, endStream: false, cancellationToken);
             }
             catch (Exception)
@@ -87,7 +92,7 @@ public static class OpaqueRelay
     }
 
     /// <returns>True when the stream ended with END_STREAM and everything reached the other side.</returns>
-    private static async Task<bool> TunnelToOtherAsync(TunnelStream stream, Stream other)
+    private static async Task<bool> TunnelToOtherAsync(TunnelStream stream, Stream other, IdleWatch? idle)
     {
         var input = stream.Input;
         try
@@ -102,6 +107,7 @@ public static class OpaqueRelay
 
                 input.AdvanceTo(result.Buffer.End);
                 await other.FlushAsync();
+                idle?.Touch();
                 if (result.IsCompleted)
                 {
                     return true;
@@ -127,6 +133,31 @@ public static class OpaqueRelay
         catch (TimeoutException)
         {
             return false;
+        }
+    }
+
+    /// <summary>Resets the stream when no byte has moved for the timeout (the reset ends both relay directions).</summary>
+    private sealed class IdleWatch : IDisposable
+    {
+        private readonly CancellationTokenSource _timer;
+        private readonly TimeSpan _timeout;
+        private readonly CancellationTokenRegistration _registration;
+
+        public IdleWatch(TunnelStream stream, TimeSpan timeout)
+        {
+            _timeout = timeout;
+            _timer = new CancellationTokenSource(timeout);
+            _registration = _timer.Token.UnsafeRegister(
+                static state => ((TunnelStream)state!).Reset(TunnelErrorCode.Cancel, "Idle timeout."),
+                stream);
+        }
+
+        public void Touch() => _timer.CancelAfter(_timeout);
+
+        public void Dispose()
+        {
+            _registration.Dispose();
+            _timer.Dispose();
         }
     }
 }

@@ -21,14 +21,16 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
     private readonly TunnelClientOptions _options;
     private readonly BackendRoutes _routes;
+    private readonly TcpForwarder _tcp;
     private readonly ILogger _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly SemaphoreSlim _concurrency;
     private readonly int _maxAdmitted;
     private int _admitted;
 
-    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, ILogger<BackendForwarder> logger)
+    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, TcpForwarder tcp, ILogger<BackendForwarder> logger)
     {
+        _tcp = tcp;
         _options = options.Value;
         _routes = routes;
         _logger = logger;
@@ -132,6 +134,13 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         {
             Log.BadRequestHead(_logger, error ?? "no request head");
             stream.Reset(TunnelErrorCode.RequestInvalid, error);
+            return;
+        }
+
+        if (request.Method == HttpMethod.Connect)
+        {
+            request.Content?.Dispose();
+            await _tcp.ForwardAsync(stream, decoder.Target[1..]);
             return;
         }
 

@@ -45,6 +45,7 @@ public static class TunnelClientHost
         services.AddSingleton<TokenSource>();
         services.AddSingleton<SessionAnnouncer>();
         services.AddSingleton<BackendRoutes>();
+        services.AddSingleton<TcpForwarder>();
         services.AddSingleton<BackendForwarder>();
         services.AddSingleton<UplinkDialer>();
         services.AddSingleton<UplinkSupervisor>();

@@ -18,7 +18,11 @@ internal enum DialOutcome
     Rejected,
 }
 
-internal sealed record DialResult(DialOutcome Outcome, Stream? Stream, Guid SessionId, string? PublicUrl, int StatusCode, string Message);
+internal sealed record DialResult(DialOutcome Outcome, Stream? Stream, Guid SessionId, string? PublicUrl, int StatusCode, string Message)
+{
+    /// <summary>"name=port" pairs of the TCP services the server opened, or null.</summary>
+    public string? TcpPorts { get; init; }
+}
 
 /// <summary>Opens one uplink: TCP (and TLS) to the server, then the HTTP/1.1 upgrade of docs/protocol.md §2.</summary>
 internal sealed class UplinkDialer : IDisposable
@@ -77,6 +81,11 @@ internal sealed class UplinkDialer : IDisposable
             request.Headers.TryAddWithoutValidation(UplinkHandshake.SessionHeader, id.ToString("D"));
         }
 
+        if (_options.TcpServices.Count > 0)
+        {
+            request.Headers.TryAddWithoutValidation(UplinkHandshake.TcpServicesHeader, string.Join(',', _options.TcpServices.Keys));
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ServerConnectTimeout);
         HttpResponseMessage response;
@@ -109,8 +118,9 @@ internal sealed class UplinkDialer : IDisposable
                 return new DialResult(DialOutcome.Failed, null, default, null, 101, "the server did not say which session it assigned");
             }
 
+            var tcpPorts = headers.TryGetValues(UplinkHandshake.TcpPortsHeader, out var ports) ? ports.FirstOrDefault() : null;
             var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            return new DialResult(DialOutcome.Connected, stream, assigned, publicUrl, 101, "connected");
+            return new DialResult(DialOutcome.Connected, stream, assigned, publicUrl, 101, "connected") { TcpPorts = tcpPorts };
         }
 
         using (response)

@@ -168,7 +168,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                     }
                 }
 
-                _announcer.Announce(dial.SessionId, dial.PublicUrl);
+                _announcer.Announce(dial.SessionId, dial.PublicUrl, dial.TcpPorts);
             }
 
             return dial;

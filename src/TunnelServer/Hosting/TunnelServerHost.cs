@@ -59,6 +59,7 @@ public static class TunnelServerHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<EntryRateLimiter>();
+        services.AddSingleton<Tcp.TcpServiceRegistry>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
         return services;

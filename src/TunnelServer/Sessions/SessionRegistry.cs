@@ -42,6 +42,9 @@ internal sealed class SessionRegistry : IDisposable
 
     public int Count => _sessions.Count;
 
+    /// <summary>Raised when a session is forgotten after its retention, so what it owned (TCP ports) is released.</summary>
+    public event Action<Guid>? SessionForgotten;
+
     public bool TryGetSession(Guid id, [NotNullWhen(true)] out Session? session) => _sessions.TryGetValue(id, out session);
 
     public RegistrationStatus Register(TunnelPrincipal principal, Guid? requestedId, out Session? session)
@@ -100,6 +103,7 @@ internal sealed class SessionRegistry : IDisposable
                 {
                     _sessions.TryRemove(id, out _);
                     _tombstones[id] = new Tombstone(session.Owner, now + _options.TombstoneRetention);
+                    SessionForgotten?.Invoke(id);
                 }
             }
 

@@ -20,6 +20,7 @@ internal sealed class UplinkEndpoint
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly Tcp.TcpServiceRegistry _tcp;
     private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
     private long _nextUplinkId;
     private long _rejected;
@@ -30,8 +31,11 @@ internal sealed class UplinkEndpoint
         TokenValidator tokens,
         IOptions<TunnelServerOptions> options,
         ILoggerFactory loggerFactory,
-        TimeProvider time)
+        TimeProvider time,
+        Tcp.TcpServiceRegistry tcp)
     {
+        _tcp = tcp;
+        registry.SessionForgotten += id => _ = tcp.RemoveSessionAsync(id);
         _registry = registry;
         _tokens = tokens;
         _options = options.Value;
@@ -107,6 +111,11 @@ internal sealed class UplinkEndpoint
             : _options.PublicBaseUrl.TrimEnd('/');
         context.Response.Headers[UplinkHandshake.SessionHeader] = session.Id.ToString("D");
         context.Response.Headers[UplinkHandshake.PublicUrlHeader] = $"{publicBase}/session/{session.Id:D}/";
+        var tcpServices = request.Headers[UplinkHandshake.TcpServicesHeader].ToString();
+        if (tcpServices.Length > 0 && _tcp.Enabled)
+        {
+            context.Response.Headers[UplinkHandshake.TcpPortsHeader] = _tcp.Ensure(session, tcpServices);
+        }
 
         var stream = await upgrade.UpgradeAsync();
         var uplinkId = Interlocked.Increment(ref _nextUplinkId);
