@@ -22,6 +22,10 @@ internal sealed class TunnelRequestContent(TunnelStream stream, long? length) : 
             {
                 return;
             }
+
+            // Pass what arrived on now: HttpClient otherwise holds a streamed body until its write buffer fills, which
+            // stalls interactive and long-lived uploads (gRPC client streams, progress uploads).
+            await target.FlushAsync(cancellationToken);
         }
     }
 

@@ -63,6 +63,12 @@ internal sealed class ProxyEntryMiddleware
                 return WriteErrorAsync(context, ProxyError.BadRequestTarget, session: null, exception: null);
         }
 
+        if (HttpMethods.IsConnect(context.Request.Method))
+        {
+            // Never a proxy for arbitrary destinations (reliability.md D22); raw TCP goes through service ports.
+            return WriteErrorAsync(context, ProxyError.MethodNotAllowed, session: null, exception: null);
+        }
+
         if (!_registry.TryGetSession(target.SessionId, out var session))
         {
             return WriteNotFoundAsync(context);

@@ -10,6 +10,9 @@ internal enum ProxyError
     /// <summary>The request target cannot be forwarded as it is (dot-segments).</summary>
     BadRequestTarget,
 
+    /// <summary>CONNECT, which the entry never forwards.</summary>
+    MethodNotAllowed,
+
     /// <summary>The request head does not fit one HEADERS frame.</summary>
     RequestHeadTooLarge,
 
@@ -71,6 +74,7 @@ internal static class ProxyErrorMapping
     public static int ToStatusCode(ProxyError error) => error switch
     {
         ProxyError.BadRequestTarget => StatusCodes.Status400BadRequest,
+        ProxyError.MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
         ProxyError.RequestHeadTooLarge => StatusCodes.Status431RequestHeaderFieldsTooLarge,
         ProxyError.SessionNotFound => StatusCodes.Status404NotFound,
         ProxyError.NoUplink or ProxyError.ClientRefused => StatusCodes.Status503ServiceUnavailable,
@@ -85,6 +89,7 @@ internal static class ProxyErrorMapping
     {
         ProxyError.BadRequestTarget => "Tunnel2: the request path contains dot-segments ('.' or '..'), which the tunnel does not forward.",
         ProxyError.RequestHeadTooLarge => "Tunnel2: the request headers are too large for the tunnel.",
+        ProxyError.MethodNotAllowed => "Tunnel2: CONNECT is not forwarded.",
         ProxyError.SessionNotFound => "Tunnel2: no such session.",
         ProxyError.RateLimited => "Tunnel2: too many requests; slow down.",
         ProxyError.NoUplink => "Tunnel2: the session's client is not connected; try again shortly.",
