@@ -37,6 +37,12 @@ public static class UplinkHandshake
     /// <summary>Response: the public port of each TCP service, as <c>name=port</c>, comma-separated.</summary>
     public const string TcpPortsHeader = "Tunnel2-Tcp-Ports";
 
+    /// <summary>
+    /// Response-head field the client adds with the backend's answer time in microseconds; the server records it
+    /// (tunnel2_backend_seconds) and never forwards it.
+    /// </summary>
+    public const string BackendTimeField = "Tunnel2-Backend-Time-Us";
+
     /// <summary>The method of a stream that carries one raw TCP connection; its target is "/" + the service name.</summary>
     public const string TcpConnectMethod = "CONNECT";
 

@@ -75,6 +75,12 @@ public sealed class TunnelClientOptions
     /// <summary>Accept any server certificate. For development against a self-signed server only.</summary>
     public bool DangerousAcceptAnyServerCertificate { get; set; }
 
+    /// <summary>
+    /// Local status endpoint (<c>/status</c> JSON, <c>/metrics</c> Prometheus), e.g. http://127.0.0.1:12008; empty turns
+    /// it off. Keep it on loopback: the status names the public URL.
+    /// </summary>
+    public string? StatusUrl { get; set; }
+
     /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
     public TunnelLimits Limits { get; set; } = new();
 }

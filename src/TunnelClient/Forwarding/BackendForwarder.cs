@@ -22,14 +22,16 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
     private readonly TunnelClientOptions _options;
     private readonly BackendRoutes _routes;
     private readonly TcpForwarder _tcp;
+    private readonly ClientMetrics _metrics;
     private readonly ILogger _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly SemaphoreSlim _concurrency;
     private readonly int _maxAdmitted;
     private int _admitted;
 
-    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, TcpForwarder tcp, ILogger<BackendForwarder> logger)
+    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, TcpForwarder tcp, ClientMetrics metrics, ILogger<BackendForwarder> logger)
     {
+        _metrics = metrics;
         _tcp = tcp;
         _options = options.Value;
         _routes = routes;
@@ -66,6 +68,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         {
             Interlocked.Decrement(ref _admitted);
             Log.QueueFull(_logger, admitted - 1);
+            _metrics.CountOutcome(TunnelErrorCode.ClientOverloaded);
             stream.Reset(TunnelErrorCode.ClientOverloaded, "The forwarding queue is full.");
             return;
         }
@@ -175,6 +178,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         HttpResponseMessage response;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
         timeout.CancelAfter(_options.BackendTimeout);
+        var sent = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             response = await _invoker.SendAsync(request, timeout.Token);
@@ -186,6 +190,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         catch (OperationCanceledException ex)
         {
             Log.BackendFailed(_logger, request.Method.Method, request.RequestUri.GetLeftPart(UriPartial.Authority), TunnelErrorCode.BackendTimeout, ex);
+            _metrics.CountOutcome(TunnelErrorCode.BackendTimeout);
             stream.Reset(TunnelErrorCode.BackendTimeout, "The backend did not answer in time.");
             return;
         }
@@ -193,6 +198,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         {
             var code = Classify(ex);
             Log.BackendFailed(_logger, request.Method.Method, request.RequestUri.GetLeftPart(UriPartial.Authority), code, ex);
+            _metrics.CountOutcome(code);
             stream.Reset(code, ex.Message);
             return;
         }
@@ -206,7 +212,10 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
                 return;
             }
 
-            if (!TrySendResponseHead(stream, request, response, out var endStream))
+            var backendTime = System.Diagnostics.Stopwatch.GetElapsedTime(sent);
+            _metrics.CountOutcome(TunnelErrorCode.NoError);
+            _metrics.ObserveBackend(backendTime);
+            if (!TrySendResponseHead(stream, request, response, backendTime, out var endStream))
             {
                 stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's response head is too large for the tunnel.");
                 return;
@@ -231,7 +240,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             return;
         }
 
-        if (!TrySendResponseHead(stream, request, response, out _))
+        if (!TrySendResponseHead(stream, request, response, backendTime: null, out _))
         {
             stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's 101 head is too large for the tunnel.");
             return;
@@ -247,7 +256,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
     }
 
-    private static bool TrySendResponseHead(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, out bool endStream)
+    private static bool TrySendResponseHead(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, TimeSpan? backendTime, out bool endStream)
     {
         var status = (int)response.StatusCode;
         var contentHeaders = response.Content.Headers;
@@ -273,6 +282,19 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
 
         endStream &= status != 101;
+        if (backendTime is { } elapsed)
+        {
+            // For the server's tunnel2_backend_seconds; it strips the field before the public response.
+            Span<char> digits = stackalloc char[20];
+            ((long)elapsed.TotalMicroseconds).TryFormat(digits, out var written, provider: System.Globalization.CultureInfo.InvariantCulture);
+            writer.WriteField(UplinkHandshake.BackendTimeField, digits.Slice(0, written));
+        }
+
+        if (writer.Overflowed)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return false;
+        }
 
         stream.TrySendHeaders(buffer, writer.Length, endStream);
         return true;

@@ -42,6 +42,7 @@ public static class TunnelClientHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new SessionState(ParseSession(sp.GetRequiredService<IOptions<TunnelClientOptions>>().Value.Session)));
         services.AddSingleton<ClientExit>();
+        services.AddSingleton<ClientMetrics>();
         services.AddSingleton<TokenSource>();
         services.AddSingleton<SessionAnnouncer>();
         services.AddSingleton<BackendRoutes>();
@@ -50,6 +51,8 @@ public static class TunnelClientHost
         services.AddSingleton<UplinkDialer>();
         services.AddSingleton<UplinkSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<UplinkSupervisor>());
+        services.AddSingleton<StatusServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<StatusServer>());
         return services;
     }
 

@@ -23,6 +23,7 @@ internal sealed class UplinkSupervisor : BackgroundService
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ClientExit _exit;
+    private readonly ClientMetrics _metrics;
     private readonly ConcurrentDictionary<TunnelConnection, int> _live = new();
 
     public UplinkSupervisor(
@@ -34,8 +35,10 @@ internal sealed class UplinkSupervisor : BackgroundService
         ILoggerFactory loggerFactory,
         TimeProvider time,
         IHostApplicationLifetime lifetime,
-        ClientExit exit)
+        ClientExit exit,
+        ClientMetrics metrics)
     {
+        _metrics = metrics;
         _exit = exit;
         _options = options.Value;
         _dialer = dialer;
@@ -86,6 +89,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                 {
                     var delay = backoff.Next();
                     Log.DialFailed(_logger, slot, dial.Message, delay);
+                    _metrics.CountDial(succeeded: false);
                     DialFailed?.Invoke(dial.Message);
                     await Task.Delay(delay, _time, stoppingToken);
                     continue;
@@ -105,6 +109,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                 var run = RunConnectionAsync(connection, stoppingToken);
                 _live[connection] = slot;
                 Log.UplinkConnected(_logger, slot, Redact(dial.SessionId));
+                _metrics.CountDial(succeeded: true);
 
                 var first = await Task.WhenAny(run, connection.PeerGoingAway);
                 if (connection.PeerGoAwayCode == TunnelErrorCode.Superseded)

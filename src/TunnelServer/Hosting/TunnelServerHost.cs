@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using Prometheus;
 using Tunnel2.Server.ProxyEntry;
 using Tunnel2.Server.Sessions;
 using Tunnel2.Server.Uplink;
@@ -59,6 +60,7 @@ public static class TunnelServerHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<EntryRateLimiter>();
+        services.AddSingleton<Observability.ServerMetrics>();
         services.AddSingleton<Tcp.TcpServiceRegistry>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
@@ -85,6 +87,7 @@ public static class TunnelServerHost
         app.UseRouting();
         app.MapGet(options.UplinkPath, uplinks.HandleAsync);
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
+        app.MapMetrics("/metrics", app.Services.GetRequiredService<Observability.ServerMetrics>().Registry);
         app.MapGet("/readyz", () => lifetime.ApplicationStopping.IsCancellationRequested
             ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready\n"));

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Tunnel2.Protocol;
 using Tunnel2.Protocol.HeaderBlocks;
 using Tunnel2.Protocol.Multiplexing;
+using Tunnel2.Server.Observability;
 using Tunnel2.Server.Sessions;
 
 namespace Tunnel2.Server.ProxyEntry;
@@ -30,12 +31,14 @@ internal sealed class ProxyEntryMiddleware
     private readonly TimeoutTokenSourcePool _timeouts;
     private readonly EntryRateLimiter _rateLimiter;
     private readonly TimeProvider _time;
+    private readonly ServerMetrics _metrics;
 
     public ProxyEntryMiddleware(
         RequestDelegate next,
         SessionRegistry registry,
         IOptions<TunnelServerOptions> options,
         EntryRateLimiter rateLimiter,
+        ServerMetrics metrics,
         TimeProvider time,
         ILogger<ProxyEntryMiddleware> logger)
     {
@@ -46,6 +49,7 @@ internal sealed class ProxyEntryMiddleware
         _retryAfter = _options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _timeouts = new TimeoutTokenSourcePool(time);
         _rateLimiter = rateLimiter;
+        _metrics = metrics;
         _time = time;
     }
 
@@ -162,9 +166,10 @@ internal sealed class ProxyEntryMiddleware
 
         var error = ProxyError.None;
         Exception? exception = null;
+        var start = _time.GetTimestamp();
         try
         {
-            error = await ReceiveResponseAsync(context, stream);
+            error = await ReceiveResponseAsync(context, stream, start);
         }
         catch (Exception ex)
         {
@@ -186,6 +191,7 @@ internal sealed class ProxyEntryMiddleware
         {
             // An upgrade request the backend answered without switching still has our side open: end it.
             stream.Complete();
+            _metrics.CountRequest(session, ProxyError.None);
             return;
         }
 
@@ -209,7 +215,7 @@ internal sealed class ProxyEntryMiddleware
     }
 
     /// <returns>The error that ended the exchange, or <see cref="ProxyError.None"/>.</returns>
-    private async Task<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream)
+    private async Task<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream, long start)
     {
         ReceivedHeaderBlock head;
         var timeout = _timeouts.Rent(_options.ResponseHeadersTimeout);
@@ -230,11 +236,16 @@ internal sealed class ProxyEntryMiddleware
             _timeouts.Return(timeout);
         }
 
+        _metrics.ObserveResponseHead(_time.GetElapsedTime(start));
         string? headError;
         using (head)
         {
             var decoder = new ResponseHeadDecoder(context.Response);
             headError = HeaderBlockReader.Read(head.Span, ref decoder, _options.Limits.MaxHeaderListSize) ?? decoder.Error;
+            if (decoder.BackendMicroseconds >= 0)
+            {
+                _metrics.ObserveBackend(TimeSpan.FromMicroseconds(decoder.BackendMicroseconds));
+            }
         }
 
         var switching = context.Response.StatusCode == StatusCodes.Status101SwitchingProtocols;
@@ -427,6 +438,7 @@ internal sealed class ProxyEntryMiddleware
     {
         var response = context.Response;
         var sessionLabel = session?.RedactedId ?? "-";
+        _metrics.CountRequest(session, error);
         if (error == ProxyError.ClientAborted)
         {
             // Nobody is listening; a status would go nowhere.

@@ -15,11 +15,15 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
         _response = response;
         StatusCode = 0;
         Error = null;
+        BackendMicroseconds = -1;
     }
 
     public int StatusCode { get; private set; }
 
     public string? Error { get; private set; }
+
+    /// <summary>The backend's answer time the client reported, in microseconds, or -1.</summary>
+    public long BackendMicroseconds { get; private set; }
 
     public void OnRequestHead(int methodCode, ReadOnlySpan<byte> method, ReadOnlySpan<byte> target)
         => Error = "A request head arrived where a response head was expected.";
@@ -49,6 +53,12 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
                 _response.Headers.Upgrade = Encoding.Latin1.GetString(value);
             }
 
+            return;
+        }
+
+        if (string.Equals(nameString, Tunnel2.Protocol.UplinkHandshake.BackendTimeField, StringComparison.OrdinalIgnoreCase))
+        {
+            BackendMicroseconds = Utf8Parser.TryParse(value, out long microseconds, out _) ? microseconds : -1;
             return;
         }
 

@@ -33,6 +33,9 @@ internal sealed class Session
 
     public int UplinkCount => _uplinks.Length;
 
+    /// <summary>This session's request counters, bound on first use by <see cref="Observability.ServerMetrics"/>.</summary>
+    public Prometheus.Counter.Child[]? RequestCounters { get; set; }
+
     /// <summary>Raised when a request starts waiting for an uplink (for diagnostics and tests).</summary>
     public event Action? WaitingForUplink;
 

@@ -24,6 +24,7 @@ internal sealed class UplinkEndpoint
     private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
     private long _nextUplinkId;
     private long _rejected;
+    private long _registered;
     private volatile bool _draining;
 
     public UplinkEndpoint(
@@ -48,6 +49,12 @@ internal sealed class UplinkEndpoint
     public event Action<Guid, int>? UplinkCountChanged;
 
     public int LiveUplinkCount => _live.Count;
+
+    /// <summary>The live uplinks and their sessions (a moment's view).</summary>
+    public IEnumerable<KeyValuePair<TunnelConnection, Session>> LiveConnections => _live;
+
+    /// <summary>Uplinks registered since start, reconnects included.</summary>
+    public long RegisteredCount => Interlocked.Read(ref _registered);
 
     /// <summary>Uplink handshakes refused (bad request, token or session conflict) since start.</summary>
     public long RejectedCount => Interlocked.Read(ref _rejected);
@@ -148,6 +155,7 @@ internal sealed class UplinkEndpoint
             if (connection.Ready.IsCompletedSuccessfully)
             {
                 _live[connection] = session;
+                Interlocked.Increment(ref _registered);
                 var superseded = session.AddUplink(connection, instanceId);
                 if (!superseded.IsEmpty)
                 {

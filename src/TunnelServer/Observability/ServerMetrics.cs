@@ -1,0 +1,138 @@
+using Prometheus;
+using Tunnel2.Server.ProxyEntry;
+using Tunnel2.Server.Sessions;
+using Tunnel2.Server.Uplink;
+
+namespace Tunnel2.Server.Observability;
+
+/// <summary>
+/// What the server exposes on <c>/metrics</c> (Prometheus text format). Per-request counters are pre-bound per session
+/// and outcome, so counting a request allocates nothing; uplink-level gauges are read from the live connections at
+/// scrape time. Session labels carry the redacted id only.
+/// </summary>
+internal sealed class ServerMetrics
+{
+    private static readonly double[] s_latencyBuckets = Histogram.ExponentialBuckets(0.0001, 2, 18);
+    private static readonly string[] s_outcomes = Enum.GetNames<ProxyError>().Select(ToLabel).ToArray();
+
+    private readonly Counter _requests;
+    private readonly Histogram _responseHead;
+    private readonly Histogram _backend;
+    private readonly Counter _uplinkConnects;
+    private readonly Counter.Child[] _noSession;
+
+    public ServerMetrics(UplinkEndpoint uplinks, SessionRegistry sessions)
+    {
+        Registry = Metrics.NewCustomRegistry();
+        DotNetStats.Register(Registry);
+        var factory = Metrics.WithCustomRegistry(Registry);
+
+        _requests = factory.CreateCounter("tunnel2_requests_total", "Public requests by session and outcome (ok, or the failure).", ["session", "outcome"]);
+        _responseHead = factory.CreateHistogram(
+            "tunnel2_response_head_seconds",
+            "From the entry receiving a request to the response head being ready.",
+            new HistogramConfiguration { Buckets = s_latencyBuckets });
+        _backend = factory.CreateHistogram(
+            "tunnel2_backend_seconds",
+            "Time the backend took to answer, as measured and reported by the client.",
+            new HistogramConfiguration { Buckets = s_latencyBuckets });
+        _uplinkConnects = factory.CreateCounter("tunnel2_uplink_connects_total", "Uplinks registered (reconnects included).");
+        _noSession = BindSession("none");
+
+        var uplinkCount = factory.CreateGauge("tunnel2_uplinks", "Live uplinks per session.", ["session"]);
+        var sessionCount = factory.CreateGauge("tunnel2_sessions", "Sessions known to this node (with or without uplinks).");
+        var activeStreams = factory.CreateGauge("tunnel2_active_streams", "Streams open on all uplinks.");
+        var bytes = factory.CreateGauge("tunnel2_uplink_bytes", "Bytes moved over the uplinks of live connections.", ["direction"]);
+        var stalls = factory.CreateGauge("tunnel2_flow_control_stalls", "Times a sender on a live uplink waited for flow-control credit.");
+
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            long streams = 0, sent = 0, received = 0, stallCount = 0;
+            var perSession = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var (connection, session) in uplinks.LiveConnections)
+            {
+                streams += connection.ActiveStreamCount;
+                sent += connection.BytesSent;
+                received += connection.BytesReceived;
+                stallCount += connection.FlowControlStalls;
+                perSession[session.RedactedId] = perSession.GetValueOrDefault(session.RedactedId) + 1;
+            }
+
+            _uplinkConnects.IncTo(uplinks.RegisteredCount);
+            activeStreams.Set(streams);
+            bytes.WithLabels("out").Set(sent);
+            bytes.WithLabels("in").Set(received);
+            stalls.Set(stallCount);
+            sessionCount.Set(sessions.Count);
+            foreach (var labels in uplinkCount.GetAllLabelValues().ToArray())
+            {
+                if (!perSession.ContainsKey(labels[0]))
+                {
+                    uplinkCount.RemoveLabelled(labels);
+                }
+            }
+
+            foreach (var (session, count) in perSession)
+            {
+                uplinkCount.WithLabels(session).Set(count);
+            }
+        });
+
+        sessions.SessionForgotten += id => Forget(SessionIds.Redact(id));
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    /// <summary>Counts one public request of <paramref name="session"/> (null: no session, e.g. an unknown id).</summary>
+    public void CountRequest(Session? session, ProxyError outcome)
+    {
+        var children = session is null ? _noSession : session.RequestCounters ??= BindSession(session.RedactedId);
+        children[(int)outcome].Inc();
+    }
+
+    /// <summary>Counters of one session, bound once (creating them allocates; counting does not).</summary>
+    private Counter.Child[] BindSession(string session)
+    {
+        var children = new Counter.Child[s_outcomes.Length];
+        for (var i = 0; i < children.Length; i++)
+        {
+            children[i] = _requests.WithLabels(session, s_outcomes[i]);
+        }
+
+        return children;
+    }
+
+    public void ObserveResponseHead(TimeSpan elapsed) => _responseHead.Observe(elapsed.TotalSeconds);
+
+    public void ObserveBackend(TimeSpan elapsed) => _backend.Observe(elapsed.TotalSeconds);
+
+    private void Forget(string session)
+    {
+        foreach (var outcome in s_outcomes)
+        {
+            _requests.RemoveLabelled(session, outcome);
+        }
+    }
+
+    /// <summary>ProxyError.None is "ok"; the others in snake_case, e.g. BackendUnavailable → backend_unavailable.</summary>
+    private static string ToLabel(string name)
+    {
+        if (name == nameof(ProxyError.None))
+        {
+            return "ok";
+        }
+
+        var builder = new System.Text.StringBuilder(name.Length + 4);
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0)
+            {
+                builder.Append('_');
+            }
+
+            builder.Append(char.ToLowerInvariant(name[i]));
+        }
+
+        return builder.ToString();
+    }
+}
