@@ -17,6 +17,8 @@ public sealed class ClientMetrics
     {
         Registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(Registry);
+        var allocated = Metrics.WithCustomRegistry(Registry).CreateGauge("tunnel2_allocated_bytes", "Managed bytes allocated by this process since start (GC.GetTotalAllocatedBytes).");
+        Registry.AddBeforeCollectCallback(() => allocated.Set(GC.GetTotalAllocatedBytes(precise: false)));
         var factory = Metrics.WithCustomRegistry(Registry);
         var requests = factory.CreateCounter("tunnel2_client_requests_total", "Forwarded requests by outcome (ok, or the failure sent back as RESET).", ["outcome"]);
         _outcomes = [.. s_labels.Select(label => requests.WithLabels(label))];

@@ -265,14 +265,33 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             || contentHeaders.ContentLength == 0;
 
         var maxBlock = stream.MaxHeaderBlockSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
-        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
+        for (var size = Math.Min(HeaderBlockWriter.TypicalBlockSize, maxBlock); ; size = maxBlock)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            var length = WriteResponseHead(buffer.AsSpan(0, size), status, response, backendTime);
+            if (length >= 0)
+            {
+                stream.TrySendHeaders(buffer, length, endStream && status != 101);
+                return true;
+            }
+
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (size == maxBlock)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <returns>The head's length, or -1 when it does not fit <paramref name="destination"/>.</returns>
+    private static int WriteResponseHead(Span<byte> destination, int status, HttpResponseMessage response, TimeSpan? backendTime)
+    {
+        var writer = new HeaderBlockWriter(destination);
         writer.WriteResponseHead(status);
         var connection = response.Headers.NonValidated.TryGetValues("Connection", out var values) ? values.ToString() : null;
-        if (!WriteFields(ref writer, response.Headers.NonValidated, connection) || !WriteFields(ref writer, contentHeaders.NonValidated, connection))
+        if (!WriteFields(ref writer, response.Headers.NonValidated, connection) || !WriteFields(ref writer, response.Content.Headers.NonValidated, connection))
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            return false;
+            return -1;
         }
 
         if (status == 101 && response.Headers.NonValidated.TryGetValues("Upgrade", out var upgrade))
@@ -281,7 +300,6 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             writer.WriteField("Upgrade", upgrade.ToString());
         }
 
-        endStream &= status != 101;
         if (backendTime is { } elapsed)
         {
             // For the server's tunnel2_backend_seconds; it strips the field before the public response.
@@ -290,14 +308,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             writer.WriteField(UplinkHandshake.BackendTimeField, digits.Slice(0, written));
         }
 
-        if (writer.Overflowed)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            return false;
-        }
-
-        stream.TrySendHeaders(buffer, writer.Length, endStream);
-        return true;
+        return writer.Overflowed ? -1 : writer.Length;
     }
 
     private static bool WriteFields(ref HeaderBlockWriter writer, HttpHeadersNonValidated headers, string? connection)
@@ -326,6 +337,9 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
     {
         var remaining = response.Content.Headers.ContentLength ?? -1;
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
+
+        // Size reads to the body: the pool's small buckets keep up under concurrency, its 64 KiB bucket does not.
+        const int DefaultReadSize = 16 * 1024;
         var aborted = stream.Aborted;
         Stream body;
         try
@@ -340,11 +354,12 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
         while (true)
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(frameSize);
+            var readSize = remaining > 0 ? (int)Math.Min(remaining, frameSize) : Math.Min(DefaultReadSize, frameSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(readSize);
             int read;
             try
             {
-                read = await body.ReadAsync(buffer.AsMemory(0, frameSize), aborted);
+                read = await body.ReadAsync(buffer.AsMemory(0, readSize), aborted);
             }
             catch (Exception ex)
             {

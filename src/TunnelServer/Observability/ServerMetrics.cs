@@ -25,6 +25,8 @@ internal sealed class ServerMetrics
     {
         Registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(Registry);
+        var allocated = Metrics.WithCustomRegistry(Registry).CreateGauge("tunnel2_allocated_bytes", "Managed bytes allocated by this process since start (GC.GetTotalAllocatedBytes).");
+        Registry.AddBeforeCollectCallback(() => allocated.Set(GC.GetTotalAllocatedBytes(precise: false)));
         var factory = Metrics.WithCustomRegistry(Registry);
 
         _requests = factory.CreateCounter("tunnel2_requests_total", "Public requests by session and outcome (ok, or the failure).", ["session", "outcome"]);

@@ -130,14 +130,25 @@ internal sealed class ProxyEntryMiddleware
         hasBody = bodyDetection?.CanHaveBody ?? (request.ContentLength > 0);
 
         var maxBlock = stream.MaxHeaderBlockSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
-        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
-        writer.WriteRequestHead(request.Method, target.Target);
         var upgrade = ForwardableUpgrade(context);
-        if (!RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix, upgrade))
+        byte[] buffer;
+        int length;
+        for (var size = Math.Min(HeaderBlockWriter.TypicalBlockSize, maxBlock); ; size = maxBlock)
         {
+            buffer = ArrayPool<byte>.Shared.Rent(size);
+            var writer = new HeaderBlockWriter(buffer.AsSpan(0, size));
+            writer.WriteRequestHead(request.Method, target.Target);
+            if (RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix, upgrade))
+            {
+                length = writer.Length;
+                break;
+            }
+
             ArrayPool<byte>.Shared.Return(buffer);
-            return false;
+            if (size == maxBlock)
+            {
+                return false;
+            }
         }
 
         if (hasBody)
@@ -151,7 +162,7 @@ internal sealed class ProxyEntryMiddleware
 
         // A refused head (connection closing meanwhile) surfaces as a stream error when the response is awaited.
         // An upgrade keeps the stream open: after a 101 the public client's bytes follow as DATA.
-        stream.TrySendHeaders(buffer, writer.Length, endStream: !hasBody && upgrade is null);
+        stream.TrySendHeaders(buffer, length, endStream: !hasBody && upgrade is null);
         return true;
     }
 

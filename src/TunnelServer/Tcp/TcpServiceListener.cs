@@ -156,9 +156,9 @@ internal sealed class TcpServiceListener : IAsyncDisposable
 
     private bool SendConnectHead(TunnelStream stream, IPEndPoint? remote)
     {
-        var maxBlock = stream.MaxHeaderBlockSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(maxBlock);
-        var writer = new HeaderBlockWriter(buffer.AsSpan(0, maxBlock));
+        var size = Math.Min(HeaderBlockWriter.TypicalBlockSize, stream.MaxHeaderBlockSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        var writer = new HeaderBlockWriter(buffer.AsSpan(0, size));
         writer.WriteRequestHead(UplinkHandshake.TcpConnectMethod, "/" + Name);
         if (remote is not null)
         {
