@@ -59,6 +59,13 @@ public ref struct HeaderBlockWriter
 
     public void WriteRequestHead(string method, scoped ReadOnlySpan<char> target)
     {
+        if (target.ContainsAnyExceptInRange('\0', '\u00FF') || !HeaderValidation.IsToken(method))
+        {
+            // Not representable as HTTP/1.1 bytes; Kestrel never produces this, and the block is refused as unusable.
+            _overflow = true;
+            return;
+        }
+
         if (!TryReserve(2, out var head))
         {
             return;
@@ -141,12 +148,15 @@ public ref struct HeaderBlockWriter
             return;
         }
 
-        // Callers validated that every char is at most U+00FF, so narrowing is exact. The loop vectorises well
-        // enough for header-sized strings and, unlike Encoding.Latin1, never substitutes '?'.
+        // Every char has been checked to be at most U+00FF, so narrowing is exact. Ascii.FromUtf16 is vectorised
+        // and allocation-free (Encoding.Latin1.GetBytes allocates per call); the loop handles obs-text.
         var destination = free.Slice(prefix, value.Length);
-        for (var i = 0; i < value.Length; i++)
+        if (System.Text.Ascii.FromUtf16(value, destination, out _) != System.Buffers.OperationStatus.Done)
         {
-            destination[i] = (byte)value[i];
+            for (var i = 0; i < value.Length; i++)
+            {
+                destination[i] = (byte)value[i];
+            }
         }
 
         _length += prefix + value.Length;

@@ -16,9 +16,19 @@ public static class HeaderValidation
 
     public static bool IsToken(ReadOnlySpan<byte> name) => !name.IsEmpty && !name.ContainsAnyExcept(s_tokenBytes);
 
+    // Bytes a value may not contain: controls other than HTAB, and DEL.
+    private static readonly SearchValues<byte> s_invalidValueBytes = SearchValues.Create(
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127]);
+
     /// <summary>HTAB, SP, VCHAR and obs-text only: no CR, LF, NUL or other control characters; no char above U+00FF.</summary>
     public static bool IsValidValue(ReadOnlySpan<char> value)
     {
+        // Fast path, vectorised: printable ASCII only, which is nearly every real value.
+        if (!value.ContainsAnyExceptInRange(' ', '~'))
+        {
+            return true;
+        }
+
         foreach (var c in value)
         {
             if ((c < 0x20 && c != '\t') || c == 0x7F || c > 0xFF)
@@ -30,16 +40,5 @@ public static class HeaderValidation
         return true;
     }
 
-    public static bool IsValidValue(ReadOnlySpan<byte> value)
-    {
-        foreach (var b in value)
-        {
-            if ((b < 0x20 && b != (byte)'\t') || b == 0x7F)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
+    public static bool IsValidValue(ReadOnlySpan<byte> value) => !value.ContainsAny(s_invalidValueBytes);
 }
