@@ -59,7 +59,7 @@ public ref struct HeaderBlockWriter
 
     public void WriteRequestHead(string method, scoped ReadOnlySpan<char> target)
     {
-        if (target.ContainsAnyExceptInRange('\0', '\u00FF') || !HeaderValidation.IsToken(method))
+        if (!HeaderValidation.IsLatin1(target) || !HeaderValidation.IsToken(method))
         {
             // Not representable as HTTP/1.1 bytes; Kestrel never produces this, and the block is refused as unusable.
             _overflow = true;

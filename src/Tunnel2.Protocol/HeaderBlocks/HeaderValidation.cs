@@ -12,9 +12,26 @@ public static class HeaderValidation
     private static readonly SearchValues<byte> s_tokenBytes =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
+    /// <summary>True when every char is at most U+00FF (one byte in ISO-8859-1).</summary>
+    public static bool IsLatin1(ReadOnlySpan<char> value)
+    {
+        foreach (var c in value)
+        {
+            if (c > 0xFF)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public static bool IsToken(ReadOnlySpan<char> name) => !name.IsEmpty && !name.ContainsAnyExcept(s_tokenChars);
 
     public static bool IsToken(ReadOnlySpan<byte> name) => !name.IsEmpty && !name.ContainsAnyExcept(s_tokenBytes);
+
+    private static readonly SearchValues<char> s_printableAscii = SearchValues.Create(
+        " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");
 
     // Bytes a value may not contain: controls other than HTAB, and DEL.
     private static readonly SearchValues<byte> s_invalidValueBytes = SearchValues.Create(
@@ -23,8 +40,9 @@ public static class HeaderValidation
     /// <summary>HTAB, SP, VCHAR and obs-text only: no CR, LF, NUL or other control characters; no char above U+00FF.</summary>
     public static bool IsValidValue(ReadOnlySpan<char> value)
     {
-        // Fast path, vectorised: printable ASCII only, which is nearly every real value.
-        if (!value.ContainsAnyExceptInRange(' ', '~'))
+        // Fast path, vectorised: printable ASCII only, which is nearly every real value. (SearchValues rather than
+        // ContainsAnyExceptInRange, whose generic comparison allocates on every call in .NET 10.0.12.)
+        if (!value.ContainsAnyExcept(s_printableAscii))
         {
             return true;
         }

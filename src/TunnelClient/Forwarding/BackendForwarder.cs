@@ -116,7 +116,9 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
     }
 
-    private async Task ForwardCoreAsync(TunnelStream stream)
+    // Pooled: one of these (and one body copy) runs per forwarded request.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardCoreAsync(TunnelStream stream)
     {
         var head = await stream.ReadHeadersAsync();
         var hasBody = !head.EndStream;
@@ -333,7 +335,8 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         return true;
     }
 
-    private async Task CopyResponseBodyAsync(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask CopyResponseBodyAsync(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response)
     {
         var remaining = response.Content.Headers.ContentLength ?? -1;
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;

@@ -79,7 +79,7 @@ internal struct RequestHeadDecoder : IHeaderBlockHandler
             return;
         }
 
-        var valueString = Encoding.Latin1.GetString(value);
+        var valueString = HeaderValueCache.GetString(staticIndex, value);
         if (!_request.Headers.TryAddWithoutValidation(nameString, valueString))
         {
             // A content header (Content-Type, Content-Encoding, ...): it belongs to the body.

@@ -23,6 +23,8 @@ namespace Tunnel2.Server.ProxyEntry;
 /// </remarks>
 internal sealed class ProxyEntryMiddleware
 {
+    private static readonly Task<Exception?> s_noBody = Task.FromResult<Exception?>(null);
+
     private readonly RequestDelegate _next;
     private readonly SessionRegistry _registry;
     private readonly TunnelServerOptions _options;
@@ -173,7 +175,7 @@ internal sealed class ProxyEntryMiddleware
             stream);
 
         using var bodyCancellation = hasBody ? new CancellationTokenSource() : null;
-        var bodyTask = hasBody ? CopyRequestBodyAsync(context, stream, bodyCancellation!.Token) : Task.FromResult<Exception?>(null);
+        var bodyTask = hasBody ? CopyRequestBodyAsync(context, stream, bodyCancellation!.Token) : s_noBody;
 
         var error = ProxyError.None;
         Exception? exception = null;
@@ -226,7 +228,9 @@ internal sealed class ProxyEntryMiddleware
     }
 
     /// <returns>The error that ended the exchange, or <see cref="ProxyError.None"/>.</returns>
-    private async Task<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream, long start)
+    // Pooled: one of these runs per proxied request.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream, long start)
     {
         ReceivedHeaderBlock head;
         var timeout = _timeouts.Rent(_options.ResponseHeadersTimeout);

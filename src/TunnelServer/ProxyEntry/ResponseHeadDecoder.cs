@@ -74,6 +74,6 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
             return;
         }
 
-        _response.Headers.Append(nameString, Encoding.Latin1.GetString(value));
+        _response.Headers.Append(nameString, HeaderValueCache.GetString(staticIndex, value));
     }
 }
