@@ -12,6 +12,7 @@ public sealed class TunnelLimits
     private int _maxConcurrentStreams = 1000;
     private int _initialStreamWindowSize = 1024 * 1024;
     private int _connectionWindowSize = 16 * 1024 * 1024;
+    private int _maxStreamWindowSize = 16 * 1024 * 1024;
     private int _maxHeaderListSize = 64 * 1024;
     private TimeSpan _keepAliveInterval = TimeSpan.FromSeconds(10);
     private TimeSpan _keepAliveTimeout = TimeSpan.FromSeconds(30);
@@ -42,6 +43,18 @@ public sealed class TunnelLimits
     {
         get => _initialStreamWindowSize;
         set => _initialStreamWindowSize = InRange(value, TunnelSettings.MinWindowSize, TunnelSettings.MaxWindowSize);
+    }
+
+    /// <summary>
+    /// Largest window a stream's receive window may grow to. A stream whose consumer keeps up with a window's worth
+    /// per round trip gets its window doubled (BDP estimation, as HttpClient's since dotnet/runtime#54755), so one
+    /// stream fills a long fat path: 1 MiB per 200 ms RTT is only 5 MB/s. Equal to
+    /// <see cref="InitialStreamWindowSize"/> turns growth off.
+    /// </summary>
+    public int MaxStreamWindowSize
+    {
+        get => Math.Max(_maxStreamWindowSize, _initialStreamWindowSize);
+        set => _maxStreamWindowSize = InRange(value, TunnelSettings.MinWindowSize, TunnelSettings.MaxWindowSize);
     }
 
     /// <summary>Credit shared by all streams of the connection; bounds the receive buffers of one uplink.</summary>

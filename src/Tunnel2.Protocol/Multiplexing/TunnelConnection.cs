@@ -57,6 +57,8 @@ public sealed class TunnelConnection : IAsyncDisposable
     private long _lastReceivedTimestamp;
     private long _pingSentTimestamp;
     private long _roundTripTicks = -1;
+    private long _minRoundTripTicks = long.MaxValue;
+    private long _lastRttProbeTimestamp;
     private long _bytesReceived;
     private long _dataBytesSent;
     private long _streamsOpened;
@@ -179,6 +181,16 @@ public sealed class TunnelConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>The smallest PING round trip seen: the path's latency without queueing, for window sizing.</summary>
+    internal TimeSpan? MinRoundTripTime
+    {
+        get
+        {
+            var ticks = Interlocked.Read(ref _minRoundTripTicks);
+            return ticks == long.MaxValue ? null : TimeSpan.FromTicks(ticks);
+        }
+    }
+
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
 
     public long BytesSent => Writer.BytesWritten;
@@ -189,6 +201,10 @@ public sealed class TunnelConnection : IAsyncDisposable
     public long FlowControlStalls => FlowControl.Stalls;
 
     internal FrameWriter Writer { get; }
+
+    internal TimeProvider TimeProvider => _time;
+
+    internal TunnelLimits Limits => _limits;
 
     internal OutputFlowControl FlowControl { get; }
 
@@ -339,6 +355,24 @@ public sealed class TunnelConnection : IAsyncDisposable
         {
             Close(TunnelErrorCode.EnhanceYourCalm, "The peer made this side queue too many control frames.", exception: null, sendGoAway: true);
         }
+    }
+
+    /// <summary>
+    /// Sends a PING to sample the round trip while data flows (at most once a second, one outstanding), so window
+    /// growth has a current RTT even when the keep-alive never fires on a busy uplink.
+    /// </summary>
+    internal void RequestRttSample()
+    {
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastRttProbeTimestamp);
+        if ((last != 0 && _time.GetElapsedTime(last, now) < TimeSpan.FromSeconds(1))
+            || Interlocked.CompareExchange(ref _pingSentTimestamp, now, 0) != 0)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _lastRttProbeTimestamp, now);
+        EnqueueControl(OutboundFrame.Ping((ulong)now, ack: false));
     }
 
     internal void CountDataSent(int count) => Interlocked.Add(ref _dataBytesSent, count);
@@ -697,7 +731,12 @@ public sealed class TunnelConnection : IAsyncDisposable
         var sent = Interlocked.Exchange(ref _pingSentTimestamp, 0);
         if (sent != 0 && (ulong)sent == value)
         {
-            Interlocked.Exchange(ref _roundTripTicks, _time.GetElapsedTime(sent).Ticks);
+            var ticks = Math.Max(1, _time.GetElapsedTime(sent).Ticks);
+            Interlocked.Exchange(ref _roundTripTicks, ticks);
+            if (ticks < Interlocked.Read(ref _minRoundTripTicks))
+            {
+                Interlocked.Exchange(ref _minRoundTripTicks, ticks);
+            }
         }
     }
 

@@ -31,7 +31,9 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
     private readonly Lock _lock = new();
     private readonly Pipe _inputPipe;
     private readonly StreamInput _input;
-    private readonly int _windowUpdateThreshold;
+    private int _windowUpdateThreshold;
+    private int _windowSize;
+    private long _lastWindowUpdateTimestamp;
 
     // Receive side, guarded by _lock.
     private int _receiveWindow;
@@ -64,6 +66,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         IsLocal = isLocal;
         SendWindow = sendWindow;
         _receiveWindow = receiveWindow;
+        _windowSize = receiveWindow;
         _windowUpdateThreshold = Math.Max(1, receiveWindow / FlowControlConstants.WindowUpdateDivisor);
         _inputPipe = new Pipe(s_inputPipeOptions);
         _input = new StreamInput(this, _inputPipe.Reader);
@@ -574,7 +577,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
                 _unacknowledgedConsumed += (int)count;
                 if (_unacknowledgedConsumed >= _windowUpdateThreshold)
                 {
-                    streamIncrement = _unacknowledgedConsumed;
+                    streamIncrement = _unacknowledgedConsumed + GrowWindow(_unacknowledgedConsumed);
                     _unacknowledgedConsumed = 0;
                     _receiveWindow += streamIncrement;
                 }
@@ -587,6 +590,43 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         }
 
         _connection.OnConnectionDataConsumed((int)count);
+    }
+
+    /// <summary>
+    /// Doubles the window when the consumer drained more than a window per round trip since the last update
+    /// (delivered / elapsed &gt; window / RTT: the window, not the consumer, limits the stream), up to
+    /// <see cref="TunnelLimits.MaxStreamWindowSize"/>. Called under the lock.
+    /// </summary>
+    /// <returns>The extra credit to grant.</returns>
+    private int GrowWindow(int delivered)
+    {
+        var time = _connection.TimeProvider;
+        var now = time.GetTimestamp();
+        var last = _lastWindowUpdateTimestamp;
+        _lastWindowUpdateTimestamp = now;
+        var max = _connection.Limits.MaxStreamWindowSize;
+        if (_windowSize >= max || last == 0)
+        {
+            return 0;
+        }
+
+        _connection.RequestRttSample();
+        if (_connection.MinRoundTripTime is not { } rtt)
+        {
+            return 0;
+        }
+
+        var elapsed = time.GetElapsedTime(last, now);
+        if ((double)delivered * rtt.Ticks <= (double)_windowSize * elapsed.Ticks)
+        {
+            return 0;
+        }
+
+        var grown = (int)Math.Min(max, (long)_windowSize * 2);
+        var extra = grown - _windowSize;
+        _windowSize = grown;
+        _windowUpdateThreshold = Math.Max(1, grown / FlowControlConstants.WindowUpdateDivisor);
+        return extra;
     }
 
     internal void OnInputCompleted()

@@ -154,6 +154,7 @@ public class TunnelConnectionFlowControlTests
         await using var peer = RawTunnelPeer.Start(_output, configure: limits =>
         {
             limits.InitialStreamWindowSize = Window16K;
+            limits.MaxStreamWindowSize = Window16K;
             limits.ConnectionWindowSize = Window64K;
         });
         await peer.HandshakeAsync();
@@ -311,5 +312,96 @@ public class TunnelConnectionFlowControlTests
     private sealed record PeerWithStream(RawTunnelPeer Peer, TunnelStream Stream) : IAsyncDisposable
     {
         public ValueTask DisposeAsync() => Peer.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Input_WindowDrainedFasterThanOneRtt_WindowDoubles()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var peer = RawTunnelPeer.Start(_output, configure: limits =>
+        {
+            limits.InitialStreamWindowSize = Window16K;
+            limits.MaxStreamWindowSize = 4 * Window16K;
+            limits.ConnectionWindowSize = 1024 * 1024;
+        }, timeProvider: time);
+        await peer.HandshakeAsync();
+        var stream = await OpenAsync(peer);
+        await peer.SendHeadersAsync(2, TunnelStreamTestExtensions.ResponseHead());
+        await stream.ReadHeadAsync();
+
+        // Burst 1, consumed in quarters: credit comes back a quarter at a time, and the connection samples the RTT.
+        await peer.SendDataAsync(2, Window16K);
+        var increments = await ConsumeInQuartersAsync(peer, stream, Window16K);
+        Assert.Equal([Window16K / 4, Window16K / 4, Window16K / 4, Window16K / 4], increments.Updates);
+        var ping = Assert.Single(increments.Pings);
+
+        // The peer answers the PING after 5 ms: the path's RTT.
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        await peer.SendPingAsync(ping, ack: true);
+        await peer.PingFenceAsync();
+
+        // Burst 2: quarters drained back to back, i.e. far faster than a window per RTT: each update that sees this
+        // doubles the window and carries the extra credit (16 KiB → 32 KiB → 64 KiB), then growth stops at the maximum.
+        await peer.SendDataAsync(2, Window16K);
+        increments = await ConsumeInQuartersAsync(peer, stream, Window16K, expectedUpdates: 3);
+        Assert.Equal([Window16K / 4, (Window16K / 4) + Window16K, (2 * Window16K / 4) + (2 * Window16K)], increments.Updates);
+
+        // At the maximum: credit per quarter of 64 KiB (one update for these 16 KiB), nothing extra.
+        await peer.SendDataAsync(2, Window16K);
+        increments = await ConsumeInQuartersAsync(peer, stream, Window16K, expectedUpdates: 1);
+        Assert.Equal([Window16K], increments.Updates);
+        Assert.False(peer.Connection.IsClosing);
+    }
+
+    [Fact]
+    public async Task Input_GrowthDisabled_NoRttProbesAndFixedCredit()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var peer = RawTunnelPeer.Start(_output, configure: limits =>
+        {
+            limits.InitialStreamWindowSize = Window16K;
+            limits.MaxStreamWindowSize = Window16K;
+            limits.ConnectionWindowSize = 1024 * 1024;
+        }, timeProvider: time);
+        await peer.HandshakeAsync();
+        var stream = await OpenAsync(peer);
+        await peer.SendHeadersAsync(2, TunnelStreamTestExtensions.ResponseHead());
+        await stream.ReadHeadAsync();
+
+        for (var burst = 0; burst < 3; burst++)
+        {
+            await peer.SendDataAsync(2, Window16K);
+            var increments = await ConsumeInQuartersAsync(peer, stream, Window16K);
+            Assert.All(increments.Updates, update => Assert.Equal(Window16K / 4, update));
+            Assert.Empty(increments.Pings);
+        }
+    }
+
+    /// <summary>Consumes <paramref name="total"/> bytes a quarter window at a time; returns the stream's credit updates and any PINGs sent meanwhile.</summary>
+    private static async Task<(List<int> Updates, List<ulong> Pings)> ConsumeInQuartersAsync(RawTunnelPeer peer, TunnelStream stream, int total, int? expectedUpdates = null)
+    {
+        var updates = new List<int>();
+        var pings = new List<ulong>();
+        for (var consumed = 0; consumed < total; consumed += Window16K / 4)
+        {
+            var read = await stream.Input.ReadAtLeastBufferedAsync(Window16K / 4);
+            stream.Input.AdvanceTo(read.Buffer.GetPosition(Window16K / 4));
+        }
+
+        // Collect the stream's updates (one per quarter unless the window grew), skipping connection credit, noting PINGs.
+        while (updates.Count < (expectedUpdates ?? total / (Window16K / 4)))
+        {
+            var frame = await peer.ReceiveFrameAsync();
+            if (frame.Type == FrameType.WindowUpdate && frame.Header.StreamId == 2)
+            {
+                updates.Add(frame.WindowIncrement);
+            }
+            else if (frame.Type == FrameType.Ping && !frame.Header.HasFlag(FrameFlags.Ack))
+            {
+                pings.Add(frame.PingOpaque);
+            }
+        }
+
+        return (updates, pings);
     }
 }
