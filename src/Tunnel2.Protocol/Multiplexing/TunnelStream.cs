@@ -215,7 +215,8 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
                     {
                         if (_localEnded)
                         {
-                            throw StreamEnded();
+                            // A RESET that raced the last frame is the stream's end, not a caller error.
+                            throw _abortReason ?? StreamEnded();
                         }
 
                         _localEnded = true;

@@ -214,6 +214,14 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
                 return;
             }
 
+            if (HasConflictingContentLengths(response))
+            {
+                // RFC 9112 §6.3: an unrecoverable framing error; never forward a body whose length is unknown.
+                _metrics.CountOutcome(TunnelErrorCode.BackendInvalidResponse);
+                stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend sent conflicting Content-Length values.");
+                return;
+            }
+
             var backendTime = System.Diagnostics.Stopwatch.GetElapsedTime(sent);
             _metrics.CountOutcome(TunnelErrorCode.NoError);
             _metrics.ObserveBackend(backendTime);
@@ -428,6 +436,33 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
         stream.TrySendHeaders(buffer, writer.Length, endStream: true);
         return true;
+    }
+
+    private static bool HasConflictingContentLengths(HttpResponseMessage response)
+    {
+        if (!response.Content.Headers.NonValidated.TryGetValues("Content-Length", out var values) || values.Count < 2)
+        {
+            return false;
+        }
+
+        string? first = null;
+        foreach (var value in values)
+        {
+            foreach (var part in value.Split(','))
+            {
+                var trimmed = part.Trim();
+                if (first is null)
+                {
+                    first = trimmed;
+                }
+                else if (trimmed != first)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     private static bool IsGrpc(HttpRequestMessage request)

@@ -70,6 +70,12 @@ internal struct ResponseHeadDecoder : IHeaderBlockHandler
                 return;
             }
 
+            if (_response.ContentLength is { } earlier && earlier != length)
+            {
+                Error = "The response has conflicting Content-Length values.";
+                return;
+            }
+
             _response.ContentLength = length;
             return;
         }

@@ -11,8 +11,9 @@ namespace Tunnel2.LoadTests.Tests.Functional;
 
 /// <summary>
 /// A tiny stand-in for TestBackend on real Kestrel at 127.0.0.1:0 (the harness must not reference TestBackend):
-/// /loadtest/ping|get, /loadtest/echo, /loadtest/delay/{ms}, /fail (503), /hang (until the client gives up),
-/// and /block, which holds every request until the test opens the gate.
+/// /loadtest/ping|get, /loadtest/echo, /loadtest/delay/{ms}, /loadtest/bytes/{n} (n zero bytes), /loadtest/info
+/// (reads the body, answers its length), /fail (503), /hang (until the client gives up), and /block, which holds
+/// every request until the test opens the gate.
 /// </summary>
 internal sealed class InProcessBackend : IAsyncDisposable
 {
@@ -61,6 +62,27 @@ internal sealed class InProcessBackend : IAsyncDisposable
             {
                 Interlocked.Decrement(ref backend._concurrent);
             }
+        });
+        app.MapGet("/loadtest/bytes/{n:long}", async (long n, HttpContext context) =>
+        {
+            context.Response.ContentLength = n;
+            var block = new byte[64 * 1024];
+            for (var sent = 0L; sent < n; sent += block.Length)
+            {
+                await context.Response.Body.WriteAsync(block.AsMemory(0, (int)Math.Min(block.Length, n - sent)), context.RequestAborted);
+            }
+        });
+        app.MapMethods("/loadtest/info", ["PUT", "POST"], async (HttpContext context) =>
+        {
+            var buffer = new byte[64 * 1024];
+            long length = 0;
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                length += read;
+            }
+
+            return Results.Json(new { bodyLength = length });
         });
         app.MapGet("/fail", () => Results.StatusCode(503));
         app.MapGet("/hang", async (HttpContext context) =>
