@@ -10,7 +10,11 @@
 #                     Processes that no selected target needs are not started (e.g. --targets direct: no tunnel).
 #   --no-httpbin      leave httpbin out (and do not install or start it).
 #   --keep-running    leave the started processes running after the run (their PIDs are printed).
-#   --no-build        skip `dotnet build` (use the existing Release binaries).
+#   --no-build        skip `dotnet build` (use the existing Release binaries) and, with --docker, the image build.
+#   --docker          run against the compose dev system (tunnel2-deploy/dev) instead of local processes: builds
+#                     the images (build-images.sh), `docker-compose up -d`, and the harness samples the containers'
+#                     CPU/memory through the Docker Engine API; `docker-compose down` at the end.
+#   --restart-client-at T  with --docker: restart the tunnel_client container T into the run (e.g. 30s).
 #   -h, --help        this text.
 # Everything after `--` goes to `LoadTests run` unchanged, e.g. `-- --stage-duration 5s --live mix`.
 # Environment: TUNNEL2_BACKEND_PORT, TUNNEL2_HTTPBIN_PORT, TUNNEL2_TUNNEL_PORT override 12007, 12005, 12000.
@@ -37,7 +41,7 @@ APT_PACKAGES=(python3-httpbin gunicorn python3-gevent)
 
 die() { echo "run-ramp-up: $*" >&2; exit 1; }
 log() { echo "run-ramp-up: $*"; }
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------------------------------- arguments
 profile=""
@@ -45,6 +49,8 @@ targets="all"
 no_httpbin=0
 keep_running=0
 build=1
+docker_mode=0
+restart_client_at=""
 extra=()
 while (($#)); do
   case "$1" in
@@ -54,6 +60,9 @@ while (($#)); do
     --no-httpbin) no_httpbin=1 ;;
     --keep-running) keep_running=1 ;;
     --no-build) build=0 ;;
+    --docker) docker_mode=1 ;;
+    --restart-client-at) shift; (($#)) || die "--restart-client-at needs a value"; restart_client_at="$1" ;;
+    --restart-client-at=*) restart_client_at="${1#*=}" ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) usage >&2; die "unknown argument '$1'" ;;
@@ -61,6 +70,7 @@ while (($#)); do
   shift
 done
 [[ -n "$profile" ]] || { usage >&2; die "give a profile: smoke, moderate or aggressive"; }
+[[ -z "$restart_client_at" ]] || ((docker_mode)) || die "--restart-client-at needs --docker"
 
 # Expands groups to target names, in the harness's canonical order.
 expand_targets() {
@@ -111,14 +121,17 @@ apt_install_missing() {
 
 command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK (global.json pins 10.0.100, latestFeature)"
 tools=(curl iproute2)
-((need_httpbin)) && tools+=("${APT_PACKAGES[@]}")
+((need_httpbin && !docker_mode)) && tools+=("${APT_PACKAGES[@]}")
 apt_install_missing "${tools[@]}"
 
 # ---------------------------------------------------------------------------------------------------- build
 cd "$REPO_ROOT"
 LOADTESTS_PROJECT=tunnel2-load-tests/LoadTests/LoadTests.csproj
 BACKEND_PROJECT=tunnel2-load-tests/TestBackend/TestBackend.csproj
-if ((build)); then
+if ((build && docker_mode)); then
+  log "dotnet build $LOADTESTS_PROJECT -c Release (the services run in containers)"
+  dotnet build "$LOADTESTS_PROJECT" -c Release -nologo -v quiet
+elif ((build)); then
   log "dotnet build Tunnel2.sln -c Release"
   if ! dotnet build Tunnel2.sln -c Release -nologo -v quiet; then
     ((need_tunnel)) && die "the solution does not build, and the tunnel targets need it"
@@ -134,12 +147,12 @@ SERVER_DIR=src/TunnelServer/bin/Release/net10.0
 CLIENT_DIR=src/TunnelClient/bin/Release/net10.0
 HARNESS_DLL=tunnel2-load-tests/LoadTests/bin/Release/net10.0/LoadTests.dll
 [[ -f "$HARNESS_DLL" ]] || die "$HARNESS_DLL missing (build failed?)"
-[[ -f "$BACKEND_DIR/TestBackend.dll" ]] || die "$BACKEND_DIR/TestBackend.dll missing (build failed?)"
-if ((need_tunnel)); then
+[[ -f "$BACKEND_DIR/TestBackend.dll" ]] || ((docker_mode)) || die "$BACKEND_DIR/TestBackend.dll missing (build failed?)"
+if ((need_tunnel && !docker_mode)); then
   [[ -f "$SERVER_DIR/TunnelServer.dll" && -f "$CLIENT_DIR/TunnelClient.dll" ]] || die "TunnelServer/TunnelClient binaries missing (build failed?)"
 fi
 
-RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile"
+RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile$( ((docker_mode)) && echo -docker)"
 mkdir -p "$RUN_DIR/logs"
 
 # ---------------------------------------------------------------------------------------------------- processes
@@ -165,6 +178,7 @@ stop_all() {
   done
   STARTED_PIDS=()
   STARTED_NAMES=()
+  compose_down
 }
 
 # shellcheck disable=SC2317  # trap handlers
@@ -176,6 +190,9 @@ on_exit() {
       local i
       for i in "${!STARTED_PIDS[@]}"; do log "  ${STARTED_NAMES[$i]}: PID ${STARTED_PIDS[$i]}"; done
       log "stop them with: kill ${STARTED_PIDS[*]}"
+    fi
+    if ((COMPOSE_STARTED)); then
+      log "--keep-running: the compose project is still up; stop it with: docker-compose -f $COMPOSE_FILE down"
     fi
   else
     stop_all
@@ -241,27 +258,75 @@ wait_ready() {
   die "$name not ready after $((READY_ATTEMPTS / 2)) s ($url)"
 }
 
-port_free "$BACKEND_PORT"
-((need_httpbin)) && port_free "$HTTPBIN_PORT"
-((need_tunnel)) && port_free "$TUNNEL_PORT"
+# ---------------------------------------------------------------------------------------------------- docker
+# --docker: the compose dev system instead of local processes. The harness finds the containers by their compose
+# labels, samples them and restarts the client through the Docker Engine API; this script creates and removes them.
+COMPOSE_FILE="$REPO_ROOT/tunnel2-deploy/dev/docker-compose.yml"
+COMPOSE_STARTED=0
+harness_docker=()
+# shellcheck disable=SC2317  # called from stop_all
+compose_down() {
+  ((COMPOSE_STARTED)) || return 0
+  docker-compose -f "$COMPOSE_FILE" logs --no-color >"$RUN_DIR/logs/compose.log" 2>&1 || true
+  log "docker-compose down (logs: $RUN_DIR/logs/compose.log)"
+  docker-compose -f "$COMPOSE_FILE" down --timeout 20 >/dev/null 2>&1 || log "docker-compose down failed"
+  COMPOSE_STARTED=0
+}
 
-start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
-wait_ready TestBackend "$BACKEND_URL/loadtest/ping"
-
-if ((need_httpbin)); then
-  start httpbin "$REPO_ROOT" -- gunicorn -b "127.0.0.1:$HTTPBIN_PORT" httpbin:app -k gevent --workers 8 --worker-connections 1000 --graceful-timeout 5
-  wait_ready httpbin "$HTTPBIN_URL/get"
+if ((docker_mode)); then
+  if ! command -v docker >/dev/null || ! command -v docker-compose >/dev/null; then
+    die "--docker needs docker and docker-compose: apt-get install docker.io docker-compose (tunnel2-deploy/dev/README.md)"
+  fi
+  docker info >/dev/null 2>&1 || die "--docker: the Docker daemon is not reachable (docker info failed); start it: systemctl start docker"
+  if ((build)); then
+    log "building the images (tunnel2-deploy/dev/build-images.sh --skip-load-runner)"
+    "$REPO_ROOT/tunnel2-deploy/dev/build-images.sh" --skip-load-runner
+  fi
+  if [[ -n "$(docker-compose -f "$COMPOSE_FILE" ps -q 2>/dev/null)" ]]; then
+    die "the compose project is already up: stop it first (docker-compose -f $COMPOSE_FILE down), or run LoadTests run --docker against it yourself"
+  fi
+  port_free "$BACKEND_PORT"; port_free "$HTTPBIN_PORT"; port_free "$TUNNEL_PORT"
+  # The compose file publishes on the same TUNNEL2_*_PORT variables, so moved ports move there too.
+  export TUNNEL2_BACKEND_PORT="$BACKEND_PORT" TUNNEL2_HTTPBIN_PORT="$HTTPBIN_PORT" TUNNEL2_TUNNEL_PORT="$TUNNEL_PORT"
+  log "docker-compose up -d ($COMPOSE_FILE)"
+  COMPOSE_STARTED=1
+  docker-compose -f "$COMPOSE_FILE" up -d
+  # The containers' own health checks gate depends_on; these are the same URLs from the host.
+  for url in "$BACKEND_URL/loadtest/ping" "$HTTPBIN_URL/get" "$TUNNEL_URL/healthz" "$TUNNEL_URL/session/$SESSION/loadtest/ping"; do
+    for ((n = 0; n < READY_ATTEMPTS * 2; n++)); do
+      curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && break
+      sleep 0.5
+    done
+    ((n < READY_ATTEMPTS * 2)) || { docker-compose -f "$COMPOSE_FILE" ps >&2; die "not ready after $READY_ATTEMPTS s: $url"; }
+    log "ready: $url"
+  done
+  harness_docker=(--docker --compose-project "$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' "$REPO_ROOT/tunnel2-deploy/dev/.env")")
+  if [[ -n "$restart_client_at" ]]; then harness_docker+=(--restart-client-at "$restart_client_at"); fi
 fi
 
 harness_pids=()
-if ((need_tunnel)); then
-  start TunnelServer "$SERVER_DIR" DOTNET_ENVIRONMENT=Development ASPNETCORE_ENVIRONMENT=Development -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
-  SERVER_PID="${STARTED_PIDS[-1]}"
-  wait_ready TunnelServer "$TUNNEL_URL/healthz"
-  start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development -- dotnet TunnelClient.dll
-  CLIENT_PID="${STARTED_PIDS[-1]}"
-  wait_ready TunnelClient "$TUNNEL_URL/session/$SESSION/loadtest/ping"
-  harness_pids=(--server-pid "$SERVER_PID" --client-pid "$CLIENT_PID")
+if ((!docker_mode)); then
+  port_free "$BACKEND_PORT"
+  ((need_httpbin)) && port_free "$HTTPBIN_PORT"
+  ((need_tunnel)) && port_free "$TUNNEL_PORT"
+
+  start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
+  wait_ready TestBackend "$BACKEND_URL/loadtest/ping"
+
+  if ((need_httpbin)); then
+    start httpbin "$REPO_ROOT" -- gunicorn -b "127.0.0.1:$HTTPBIN_PORT" httpbin:app -k gevent --workers 8 --worker-connections 1000 --graceful-timeout 5
+    wait_ready httpbin "$HTTPBIN_URL/get"
+  fi
+
+  if ((need_tunnel)); then
+    start TunnelServer "$SERVER_DIR" DOTNET_ENVIRONMENT=Development ASPNETCORE_ENVIRONMENT=Development -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+    SERVER_PID="${STARTED_PIDS[-1]}"
+    wait_ready TunnelServer "$TUNNEL_URL/healthz"
+    start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development -- dotnet TunnelClient.dll
+    CLIENT_PID="${STARTED_PIDS[-1]}"
+    wait_ready TunnelClient "$TUNNEL_URL/session/$SESSION/loadtest/ping"
+    harness_pids=(--server-pid "$SERVER_PID" --client-pid "$CLIENT_PID")
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------- run
@@ -276,6 +341,7 @@ dotnet "$HARNESS_DLL" run \
   --session "$SESSION" \
   --out "$RUN_DIR" \
   "${harness_pids[@]}" \
+  "${harness_docker[@]}" \
   "${extra[@]}" &
 HARNESS_PID=$!
 harness_code=0

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using Spectre.Console;
+using Tunnel2.LoadTests.Docker;
 using Tunnel2.LoadTests.Engine;
 using Tunnel2.LoadTests.Profiles;
 using Tunnel2.LoadTests.Reporting;
@@ -13,7 +14,8 @@ using Tunnel2.LoadTests.Thresholds;
 namespace Tunnel2.LoadTests.Cli;
 
 /// <summary>
-/// <c>LoadTests run --profile smoke|moderate|aggressive|file.json …</c> and <c>LoadTests rate --url … --rps …</c>.
+/// <c>LoadTests run --profile smoke|moderate|aggressive|file.json …</c> and <c>LoadTests rate --url … --rps …</c>;
+/// <c>speedtest</c>, <c>alloc</c> and <c>plot</c> are in <see cref="BenchCommands"/>.
 /// Exit codes: 0 pass, 99 a threshold breached or the run was cut short (k6 uses 99 for breached thresholds),
 /// 2 bad arguments, profile or unreachable target, 130 interrupted.
 /// </summary>
@@ -36,6 +38,9 @@ internal static class LoadTestsCommand
         var root = new RootCommand("Tunnel2 load harness: open-loop, coordinated-omission-corrected load against the tunnel and its backends, side by side, with reports.");
         root.Add(CreateRunCommand());
         root.Add(CreateRateCommand());
+        root.Add(BenchCommands.CreateSpeedTestCommand());
+        root.Add(BenchCommands.CreateAllocCommand());
+        root.Add(BenchCommands.CreatePlotCommand());
         return root;
     }
 
@@ -62,6 +67,8 @@ internal static class LoadTestsCommand
         {
             profile, directBackend, tunnel, session, httpbin, targets, serverPid, clientPid, output, stageDuration, live,
         };
+        var docker = new DockerCliOptions();
+        docker.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(
             new RunArguments(
                 parse.GetValue(profile)!,
@@ -71,7 +78,8 @@ internal static class LoadTestsCommand
                 parse.GetValue(clientPid),
                 parse.GetValue(output),
                 parse.GetValue(stageDuration),
-                parse.GetValue(live)),
+                parse.GetValue(live),
+                docker.Read(parse)),
             cancellationToken));
         return command;
     }
@@ -92,11 +100,12 @@ internal static class LoadTestsCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var output = new Option<string?>("--out") { Description = "Also write the full report to this folder." };
+        var json = new Option<string?>("--json") { Description = "Also write results.json (no plots, no HTML) to this file: what scripts read." };
         var live = LiveOption();
 
         var command = new Command("rate", "One ad-hoc open-loop rate against one URL (for benchmarking).")
         {
-            url, rps, duration, warmUp, method, bodySize, timeout, connections, thresholds, output, live,
+            url, rps, duration, warmUp, method, bodySize, timeout, connections, thresholds, output, json, live,
         };
         command.SetAction((parse, cancellationToken) => RateAsync(
             parse.GetValue(url)!,
@@ -109,6 +118,7 @@ internal static class LoadTestsCommand
             parse.GetValue(connections),
             parse.GetValue(thresholds) ?? [],
             parse.GetValue(output),
+            parse.GetValue(json),
             parse.GetValue(live),
             cancellationToken));
         return command;
@@ -148,12 +158,12 @@ internal static class LoadTestsCommand
             return ExitUsage;
         }
 
-        return await ExecuteAsync(profile, targets, arguments.Endpoints.DirectBackend, arguments.ServerPid, arguments.ClientPid, arguments.Output, arguments.Live, console, cancellationToken);
+        return await ExecuteAsync(profile, targets, arguments.Endpoints.DirectBackend, arguments.ServerPid, arguments.ClientPid, arguments.Output, arguments.Live, console, cancellationToken, docker: arguments.Docker);
     }
 
     private static async Task<int> RateAsync(
         Uri url, double rps, TimeSpan duration, TimeSpan? warmUp, string method, int bodySize, TimeSpan timeout, int connections,
-        string[] thresholdTexts, string? output, LiveDetail live, CancellationToken cancellationToken)
+        string[] thresholdTexts, string? output, string? json, LiveDetail live, CancellationToken cancellationToken)
     {
         var console = CreateConsole();
         LoadProfile profile;
@@ -189,7 +199,7 @@ internal static class LoadTestsCommand
         }
 
         var target = new TargetDefinition("url", BackendKind.TestBackend, PathKind.Direct, new Uri(url.GetLeftPart(UriPartial.Authority)));
-        return await ExecuteAsync(profile, [target], target.BaseUri, null, null, output, live, console, cancellationToken, writeReport: output is not null);
+        return await ExecuteAsync(profile, [target], target.BaseUri, null, null, output, live, console, cancellationToken, writeReport: output is not null, jsonPath: json);
     }
 
     private static async Task<int> ExecuteAsync(
@@ -202,7 +212,9 @@ internal static class LoadTestsCommand
         LiveDetail live,
         IAnsiConsole console,
         CancellationToken cancellationToken,
-        bool writeReport = true)
+        bool writeReport = true,
+        string? jsonPath = null,
+        DockerRunSettings? docker = null)
     {
         var time = TimeProvider.System;
         var planned = RunOrchestrator.EstimateDuration(profile, targets);
@@ -213,6 +225,11 @@ internal static class LoadTestsCommand
         using var client = new HttpLoadClient(new HttpLoadClientOptions { RequestTimeout = profile.RequestTimeout, MaxConnectionsPerServer = profile.MaxConnectionsPerServer }, time);
         var observer = new ConsoleObserver(console, live);
         var orchestrator = new RunOrchestrator(profile, targets, generatorCheckBase, client, time, observer);
+        await using var containers = docker is null ? null : await DockerRunSession.TryStartAsync(docker, time, console, cancellationToken);
+        if (docker is not null && containers is null)
+        {
+            return ExitUsage;
+        }
 
         var problems = await orchestrator.ProbeAsync(cancellationToken);
         if (problems.Count > 0)
@@ -237,10 +254,15 @@ internal static class LoadTestsCommand
         }
 
         sampler.Start();
+        containers?.Start(orchestrator.Origin, () => orchestrator.CurrentWindow);
         using var capped = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         capped.CancelAfter(hardCap);
         var result = await orchestrator.RunAsync(capped.Token);
         result.Resources = await sampler.StopAsync();
+        if (containers is not null)
+        {
+            await containers.FinishAsync(result);
+        }
         if (result.Aborted && !cancellationToken.IsCancellationRequested)
         {
             result.Notes.Add(string.Create(CultureInfo.InvariantCulture, $"Stopped by the hard time cap ({hardCap.TotalSeconds:0} s)."));
@@ -252,6 +274,11 @@ internal static class LoadTestsCommand
             var html = ReportWriter.Write(result, directory);
             console.MarkupLine($"Report: [link]{Markup.Escape(Path.GetFullPath(html))}[/]");
             console.MarkupLine($"        {Markup.Escape(Path.GetFullPath(Path.Combine(directory, "report.md")))}");
+        }
+
+        if (jsonPath is not null)
+        {
+            DataFiles.WriteJson(result, jsonPath);
         }
 
         PrintVerdict(result, console);
@@ -355,5 +382,6 @@ internal static class LoadTestsCommand
         int? ClientPid,
         string? Output,
         TimeSpan? StageDuration,
-        LiveDetail Live);
+        LiveDetail Live,
+        DockerRunSettings? Docker);
 }

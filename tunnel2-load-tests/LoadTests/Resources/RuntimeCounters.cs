@@ -6,7 +6,11 @@ using Microsoft.Diagnostics.Tracing;
 namespace Tunnel2.LoadTests.Resources;
 
 /// <summary>Cumulative GC figures of a .NET process.</summary>
-internal readonly record struct GcSnapshot(long Gen0, long Gen1, long Gen2, double PauseMs, double HeapMb);
+/// <param name="AllocatedBytes">Managed bytes allocated by every thread, from an arbitrary origin: only differences mean something.</param>
+internal readonly record struct GcSnapshot(long Gen0, long Gen1, long Gen2, double PauseMs, double HeapMb, double AllocatedBytes);
+
+/// <summary>Bytes allocated since the session started, as of the <paramref name="Payloads"/>-th counter payload.</summary>
+internal readonly record struct AllocationReading(double Bytes, int Payloads);
 
 /// <summary>Where GC figures come from.</summary>
 internal interface IGcSource : IDisposable
@@ -19,7 +23,7 @@ internal sealed class InProcessGcSource : IGcSource
 {
     public GcSnapshot Read() => new(
         GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
-        GC.GetTotalPauseDuration().TotalMilliseconds, GC.GetTotalMemory(false) / (1024.0 * 1024.0));
+        GC.GetTotalPauseDuration().TotalMilliseconds, GC.GetTotalMemory(false) / (1024.0 * 1024.0), GC.GetTotalAllocatedBytes());
 
     public void Dispose()
     {
@@ -28,7 +32,8 @@ internal sealed class InProcessGcSource : IGcSource
 
 /// <summary>
 /// Another process's GC, from the runtime's "System.Runtime" EventCounters streamed over EventPipe (the same
-/// source dotnet-counters reads), one payload per second.
+/// source dotnet-counters reads), one payload per second. "alloc-rate" is the per-interval difference of the
+/// target's <see cref="GC.GetTotalAllocatedBytes"/>, so its sum is the bytes allocated since the session started.
 /// </summary>
 internal sealed class EventPipeGcSource : IGcSource
 {
@@ -37,6 +42,9 @@ internal sealed class EventPipeGcSource : IGcSource
     private readonly Thread _reader;
     private readonly ConcurrentDictionary<string, double> _sums = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, double> _means = new(StringComparer.Ordinal);
+    private readonly Lock _allocationGate = new();
+    private double _allocatedBytes;
+    private int _allocationPayloads;
 
     private EventPipeGcSource(EventPipeSession session)
     {
@@ -91,7 +99,45 @@ internal sealed class EventPipeGcSource : IGcSource
         (long)_sums.GetValueOrDefault("gen-1-gc-count"),
         (long)_sums.GetValueOrDefault("gen-2-gc-count"),
         _sums.GetValueOrDefault("total-pause-time-by-gc"),
-        _means.GetValueOrDefault("gc-heap-size"));
+        _means.GetValueOrDefault("gc-heap-size"),
+        ReadAllocation().Bytes);
+
+    /// <summary>The allocation total and how many "alloc-rate" payloads it is made of, read together.</summary>
+    public AllocationReading ReadAllocation()
+    {
+        lock (_allocationGate)
+        {
+            return new AllocationReading(_allocatedBytes, _allocationPayloads);
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="count"/> more "alloc-rate" payloads have arrived than <paramref name="after"/>
+    /// had, and returns the reading then. A payload covers allocations up to the moment the target sampled it, so
+    /// the second payload that arrives after an event certainly includes everything allocated before that event.
+    /// </summary>
+    public async Task<AllocationReading> WaitForPayloadsAsync(AllocationReading after, int count, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            var reading = ReadAllocation();
+            if (reading.Payloads >= after.Payloads + count)
+            {
+                return reading;
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), deadline.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"No runtime counter payload from the target within {timeout.TotalSeconds:0} s (did it exit?).");
+            }
+        }
+    }
 
     public void Dispose()
     {
@@ -124,6 +170,15 @@ internal sealed class EventPipeGcSource : IGcSource
         // Incrementing counters carry "Increment" (per interval), the others "Mean".
         if (payload.TryGetValue("Increment", out var increment))
         {
+            if (name == "alloc-rate")
+            {
+                lock (_allocationGate)
+                {
+                    _allocatedBytes += Convert.ToDouble(increment, System.Globalization.CultureInfo.InvariantCulture);
+                    _allocationPayloads++;
+                }
+            }
+
             _sums.AddOrUpdate(name, Convert.ToDouble(increment, System.Globalization.CultureInfo.InvariantCulture), (_, sum) => sum + Convert.ToDouble(increment, System.Globalization.CultureInfo.InvariantCulture));
         }
         else if (payload.TryGetValue("Mean", out var mean))
