@@ -197,6 +197,11 @@ public sealed class TunnelConnection : IAsyncDisposable
 
     public long StreamsOpened => Interlocked.Read(ref _streamsOpened);
 
+    /// <summary>Frames written and flushes made: their ratio is how well writes coalesce.</summary>
+    public long FramesSent => Writer.FramesWritten;
+
+    public long Flushes => Writer.Flushes;
+
     /// <summary>How often a DATA producer had to wait for the peer's credit.</summary>
     public long FlowControlStalls => FlowControl.Stalls;
 

@@ -46,10 +46,12 @@ internal sealed class ServerMetrics
         var activeStreams = factory.CreateGauge("tunnel2_active_streams", "Streams open on all uplinks.");
         var bytes = factory.CreateGauge("tunnel2_uplink_bytes", "Bytes moved over the uplinks of live connections.", ["direction"]);
         var stalls = factory.CreateGauge("tunnel2_flow_control_stalls", "Times a sender on a live uplink waited for flow-control credit.");
+        var frames = factory.CreateGauge("tunnel2_uplink_frames_sent", "Frames this node wrote on live uplinks.");
+        var flushes = factory.CreateGauge("tunnel2_uplink_flushes", "Flushes (send calls) this node made on live uplinks; frames / flushes is the write coalescing.");
 
         Registry.AddBeforeCollectCallback(() =>
         {
-            long streams = 0, sent = 0, received = 0, stallCount = 0;
+            long streams = 0, sent = 0, received = 0, stallCount = 0, frameCount = 0, flushCount = 0;
             var perSession = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var (connection, session) in uplinks.LiveConnections)
             {
@@ -57,6 +59,8 @@ internal sealed class ServerMetrics
                 sent += connection.BytesSent;
                 received += connection.BytesReceived;
                 stallCount += connection.FlowControlStalls;
+                frameCount += connection.FramesSent;
+                flushCount += connection.Flushes;
                 perSession[session.RedactedId] = perSession.GetValueOrDefault(session.RedactedId) + 1;
             }
 
@@ -65,6 +69,8 @@ internal sealed class ServerMetrics
             bytes.WithLabels("out").Set(sent);
             bytes.WithLabels("in").Set(received);
             stalls.Set(stallCount);
+            frames.Set(frameCount);
+            flushes.Set(flushCount);
             sessionCount.Set(sessions.Count);
             foreach (var labels in uplinkCount.GetAllLabelValues().ToArray())
             {
