@@ -319,7 +319,12 @@ if ((!docker_mode)); then
   fi
 
   if ((need_tunnel)); then
-    start TunnelServer "$SERVER_DIR" DOTNET_ENVIRONMENT=Development ASPNETCORE_ENVIRONMENT=Development -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+    # Production environment (no developer exception page on every request, as deployed), with the Development
+    # configuration's dev grant passed in: the hash is read from appsettings.Development.json, its single home.
+    dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' "$REPO_ROOT/src/TunnelServer/appsettings.Development.json" | grep -o '[0-9a-f]\{64\}')
+    start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
+      Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
+      -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
     SERVER_PID="${STARTED_PIDS[-1]}"
     wait_ready TunnelServer "$TUNNEL_URL/healthz"
     start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development -- dotnet TunnelClient.dll
