@@ -152,7 +152,10 @@ if ((need_tunnel && !docker_mode)); then
   [[ -f "$SERVER_DIR/TunnelServer.dll" && -f "$CLIENT_DIR/TunnelClient.dll" ]] || die "TunnelServer/TunnelClient binaries missing (build failed?)"
 fi
 
-RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile$( ((docker_mode)) && echo -docker)"
+# (An `((docker_mode)) && echo` inside $(...) would end the script under `set -e` when docker_mode is 0.)
+run_suffix=""
+if ((docker_mode)); then run_suffix="-docker"; fi
+RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile$run_suffix"
 mkdir -p "$RUN_DIR/logs"
 
 # ---------------------------------------------------------------------------------------------------- processes
