@@ -13,8 +13,9 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 2
 fi
 
-# Debian packages some suites drive for real (none are needed by the core suites yet; add them here when they are).
-packages=()
+# Debian packages some suites drive for real; each is listed once (a suite whose tool is missing skips with the reason).
+#   redis-server: Tunnel2.FunctionalTests RedisTcpTests (a real Redis behind a raw TCP tunnel)
+packages=(redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -6,8 +6,8 @@ namespace Tunnel2.Client;
 /// <summary>Client log messages. Event ids 200–299 belong to TunnelClient. Tokens never appear; session ids only redacted.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(200, LogLevel.Information, "Uplink {Slot} connected to session {Session}.", EventName = "UplinkConnected")]
-    public static partial void UplinkConnected(ILogger logger, int slot, string session);
+    [LoggerMessage(200, LogLevel.Information, "Uplink {Slot} connected to session {Session} on {Server}.", EventName = "UplinkConnected")]
+    public static partial void UplinkConnected(ILogger logger, int slot, string session, string server);
 
     [LoggerMessage(201, LogLevel.Warning, "Uplink {Slot} lost ({ErrorCode}: {Reason}); reconnecting in {Delay}.", EventName = "UplinkLost")]
     public static partial void UplinkLost(ILogger logger, int slot, TunnelErrorCode errorCode, string reason, TimeSpan delay);
@@ -23,6 +23,12 @@ internal static partial class Log
 
     [LoggerMessage(205, LogLevel.Critical, "A newer instance of this client took over the session; this one stops (in-flight requests finish first).", EventName = "Superseded")]
     public static partial void Superseded(ILogger logger);
+
+    [LoggerMessage(206, LogLevel.Information, "Uplink {Slot} is back on its preferred server {Server}; the other uplink drains.", EventName = "FailingBack")]
+    public static partial void FailingBack(ILogger logger, int slot, string server);
+
+    [LoggerMessage(207, LogLevel.Warning, "{Server} assigned a different session id than the other servers; not following it. Configure the session directory (Tunnel:Directory) on every node, or a fixed session id.", EventName = "ServerDisagrees")]
+    public static partial void ServerDisagrees(ILogger logger, string server);
 
     [LoggerMessage(210, LogLevel.Information, "{Method} to {Backend} failed before a response: {ErrorCode}.", EventName = "BackendFailed")]
     public static partial void BackendFailed(ILogger logger, string method, string backend, TunnelErrorCode errorCode, Exception? exception);

@@ -6,14 +6,14 @@ using Tunnel2.Client.Uplink;
 namespace Tunnel2.Client;
 
 /// <summary>
-/// <c>TunnelClient [--server URL] [--backend URL] [--route /prefix=URL]... [--session ID] [--token-file PATH] [--uplinks N]</c>.
+/// <c>TunnelClient [--server URL]... [--backend URL] [--route /prefix=URL]... [--session ID] [--token-file PATH] [--uplinks N]</c>.
 /// Flags override environment variables, which override appsettings.json.
 /// </summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        var server = new Option<string?>("--server") { Description = "TunnelServer base URL (default http://127.0.0.1:12000)." };
+        var server = new Option<string[]>("--server") { Description = "TunnelServer base URL (default http://127.0.0.1:12000); repeat it for the nodes of a scale-out deployment." };
         var backend = new Option<string?>("--backend") { Description = "Backend for every path no --route matches; replaces configured routes." };
         var route = new Option<string[]>("--route") { Description = "Path prefix to a backend, e.g. /api=http://127.0.0.1:8080 (repeatable).", AllowMultipleArgumentsPerToken = false };
         var tcp = new Option<string[]>("--tcp") { Description = "Raw TCP service to expose, e.g. redis=127.0.0.1:6379 (repeatable)." };
@@ -71,9 +71,14 @@ public static class Program
                     o.TcpServices[name] = endpoint;
                 }
 
-                if (parse.GetValue(server) is { } s)
+                if (parse.GetValue(server) is { Length: > 0 } servers)
                 {
-                    o.Server = s;
+                    o.Server = servers[0];
+                    o.Servers.Clear();
+                    if (servers.Length > 1)
+                    {
+                        o.Servers.AddRange(servers);
+                    }
                 }
 
                 if (parse.GetValue(backend) is { } b)

@@ -10,8 +10,23 @@ public sealed class TunnelClientOptions
 {
     public const string SectionName = "Tunnel";
 
-    /// <summary>Base URL of the TunnelServer (http or https).</summary>
+    /// <summary>Base URL of the TunnelServer (http or https). Used when <see cref="Servers"/> is empty.</summary>
     public string Server { get; set; } = "http://127.0.0.1:12000";
+
+    /// <summary>
+    /// Several TunnelServer nodes of one deployment (scale-out, docs/adr/0007-scale-out-directory.md). The
+    /// <see cref="Uplinks"/> are spread over them round-robin (uplink <c>i</c> prefers server <c>i mod n</c>), so with
+    /// two or more uplinks the session is held by two nodes; an uplink whose server fails or drains (GOAWAY) moves to
+    /// the next one at once, and returns to its preferred server after <see cref="FailbackDelay"/>. Random session ids
+    /// need the session directory on the nodes; without it give every node the same fixed session id.
+    /// </summary>
+    public List<string> Servers { get; } = [];
+
+    /// <summary>How long an uplink serves a server other than its preferred one before it tries to move back.</summary>
+    public TimeSpan FailbackDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The servers the uplinks dial: <see cref="Servers"/>, or <see cref="Server"/> alone.</summary>
+    public IReadOnlyList<string> ServerList => Servers.Count > 0 ? Servers : [Server];
 
     /// <summary>Backend for every path no <see cref="Routes"/> entry matches.</summary>
     public string Backend { get; set; } = "http://127.0.0.1:12007";
@@ -35,8 +50,9 @@ public sealed class TunnelClientOptions
     public string? Session { get; set; }
 
     /// <summary>
-    /// Uplink connections per session. Two by default: requests spread over both, and losing one loses only its
-    /// in-flight requests (docs/performance.md has the measurement behind the default).
+    /// Uplink connections per session, in total over all <see cref="Servers"/>. Two by default: requests spread over
+    /// both, and losing one loses only its in-flight requests (docs/performance.md has the measurement behind the
+    /// default); with two servers, one uplink to each.
     /// </summary>
     public int Uplinks { get; set; } = 2;
 

@@ -8,7 +8,20 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
     public ValidateOptionsResult Validate(string? name, TunnelClientOptions options)
     {
         var failures = new List<string>();
-        CheckUrl(failures, "--server (Tunnel:Server)", options.Server);
+        if (options.Servers.Count == 0)
+        {
+            CheckUrl(failures, "--server (Tunnel:Server)", options.Server);
+        }
+
+        for (var i = 0; i < options.Servers.Count; i++)
+        {
+            CheckUrl(failures, $"--server (Tunnel:Servers:{i})", options.Servers[i]);
+        }
+
+        if (options.Servers.Distinct(StringComparer.OrdinalIgnoreCase).Count() != options.Servers.Count)
+        {
+            failures.Add("--server (Tunnel:Servers) lists a server twice.");
+        }
         CheckUrl(failures, "--backend (Tunnel:Backend)", options.Backend);
         foreach (var (prefix, url) in options.Routes)
         {
@@ -74,6 +87,7 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
             ("Tunnel:ServerConnectTimeout", options.ServerConnectTimeout),
             ("Tunnel:ReconnectBaseDelay", options.ReconnectBaseDelay),
             ("Tunnel:ReconnectMaxDelay", options.ReconnectMaxDelay),
+            ("Tunnel:FailbackDelay", options.FailbackDelay),
         })
         {
             if (value <= TimeSpan.Zero)

@@ -35,6 +35,30 @@ internal static partial class Log
     [LoggerMessage(120, LogLevel.Information, "Draining {Count} uplink(s) for shutdown.", EventName = "DrainingUplinks")]
     public static partial void DrainingUplinks(ILogger logger, int count);
 
+    [LoggerMessage(122, LogLevel.Information, "Drained in {Elapsed}: no uplink or forwarded request left.", EventName = "Drained")]
+    public static partial void Drained(ILogger logger, TimeSpan elapsed);
+
+    [LoggerMessage(123, LogLevel.Warning, "Drain ended after {Elapsed} with {Uplinks} uplink(s) and {Active} uplink/forward/wait(s) still active; stopping anyway (Tunnel:DrainTimeout).", EventName = "DrainTimedOut")]
+    public static partial void DrainTimedOut(ILogger logger, TimeSpan elapsed, int uplinks, int active);
+
+    [LoggerMessage(130, LogLevel.Information, "Session directory on: this node is {NodeUrl}; Redis connected: {Connected}.", EventName = "DirectoryStarted")]
+    public static partial void DirectoryStarted(ILogger logger, string nodeUrl, bool connected);
+
+    [LoggerMessage(131, LogLevel.Warning, "Session directory (Redis) unreachable ({Reason}): local sessions keep working, sessions held by other nodes answer 503 until it is back.", EventName = "DirectoryUnavailable")]
+    public static partial void DirectoryUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(132, LogLevel.Information, "Session directory (Redis) reachable again; renewing {Count} session(s) now.", EventName = "DirectoryRestored")]
+    public static partial void DirectoryRestored(ILogger logger, int count);
+
+    [LoggerMessage(133, LogLevel.Warning, "Session directory: {Count} renewal(s) failed; the leases are written again once Redis answers.", EventName = "DirectoryRenewFailed")]
+    public static partial void DirectoryRenewFailed(ILogger logger, int count);
+
+    [LoggerMessage(134, LogLevel.Warning, "Session {Session} is owned by another token in the directory, not {Owner}; its uplinks on this node are closed.", EventName = "DirectoryConflict")]
+    public static partial void DirectoryConflict(ILogger logger, string session, string owner);
+
+    [LoggerMessage(135, LogLevel.Warning, "Node {Node} could not be reached ({Reason}); it is skipped for a while.", EventName = "NodeUnreachable")]
+    public static partial void NodeUnreachable(ILogger logger, string node, string reason);
+
     [LoggerMessage(121, LogLevel.Warning, "No uplink tokens are configured: every uplink will be refused. Set Tunnel:Tokens (see README).", EventName = "NoTokensConfigured")]
     public static partial void NoTokensConfigured(ILogger logger);
 }

@@ -50,6 +50,16 @@ public sealed class TunnelServerOptions
     /// <summary>Raw TCP tunnels (docs/architecture.md, TCP services).</summary>
     public TunnelTcpOptions Tcp { get; set; } = new();
 
+    /// <summary>
+    /// On SIGTERM (ApplicationStopping) how long the server keeps serving: in-flight requests finish and uplinks drain
+    /// (GOAWAY) until none is left or this ends, whichever is first; only then does Kestrel stop listening. Below the
+    /// host's <c>ShutdownTimeout</c> (set to this plus 5 s, at least 30 s) and Kubernetes' default 30 s grace period.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Scale-out: the Redis session directory shared by several nodes (docs/adr/0007-scale-out-directory.md). Off when <c>Redis</c> is empty.</summary>
+    public TunnelDirectoryOptions Directory { get; set; } = new();
+
     /// <summary>Per-session and per-address request rates; beyond them the entry answers 429 with Retry-After.</summary>
     public TunnelRateLimitOptions RateLimit { get; set; } = new();
 }
@@ -112,4 +122,52 @@ public sealed class TunnelTcpOptions
 
     /// <summary>How long a TCP connection may carry no bytes either way before both ends are closed.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>
+/// The session directory that lets several TunnelServer nodes serve the same sessions: each node records in Redis which
+/// sessions it holds uplinks for, and forwards a public request for a session it does not hold to a node that does
+/// (docs/adr/0007-scale-out-directory.md). Everything stays in one process when <see cref="Redis"/> is empty.
+/// </summary>
+public sealed class TunnelDirectoryOptions
+{
+    /// <summary>StackExchange.Redis connection string, e.g. <c>redis.internal:6379,password=…</c>; empty turns scale-out off.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>
+    /// The base URL other nodes use to reach this one (e.g. http://10.0.0.5:12000). Empty: the address Kestrel bound,
+    /// which must then be a specific address (not 0.0.0.0 or [::]).
+    /// </summary>
+    public string? NodeUrl { get; set; }
+
+    /// <summary>
+    /// Shared by all nodes (at least 32 characters, e.g. <c>openssl rand -hex 32</c>): a request carrying it in
+    /// <c>Tunnel2-Node</c> was forwarded by a node, so its <c>Tunnel2-Forwarded</c> origin (client address, scheme) is
+    /// trusted. Without it those headers are removed like any other public header.
+    /// </summary>
+    public string? NodeSecret { get; set; }
+
+    /// <summary>How long a node's claim on a session lasts without renewal: a node that dies stops being a forwarding target after this.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often a node renews the claims of the sessions it holds uplinks for (a third of the lease: two renewals may fail).</summary>
+    public TimeSpan RenewInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Timeout of one Redis operation; lookups fail fast with it while Redis is unreachable (public answer 503).</summary>
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long a node reuses a lookup that found live nodes before asking Redis again.</summary>
+    public TimeSpan LookupCacheDuration { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>TCP connect timeout towards another node; a node that cannot be reached is skipped for <see cref="UnreachableNodeBackoff"/>.</summary>
+    public TimeSpan ForwardConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a node that refused a connection is not tried again (its claims may outlive it by up to a lease).</summary>
+    public TimeSpan UnreachableNodeBackoff { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Prefix of every Redis key this directory writes, so several deployments can share one Redis.</summary>
+    public string KeyPrefix { get; set; } = "tunnel2:";
+
+    /// <summary>True when a Redis connection string is configured.</summary>
+    public bool Enabled => !string.IsNullOrWhiteSpace(Redis);
 }

@@ -89,6 +89,54 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:PublicBaseUrl must be an absolute http or https URL.");
         }
 
+        if (options.DrainTimeout < TimeSpan.Zero)
+        {
+            failures.Add("Tunnel:DrainTimeout must not be negative (0 stops without waiting for in-flight requests).");
+        }
+
+        ValidateDirectory(options.Directory, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateDirectory(TunnelDirectoryOptions directory, List<string> failures)
+    {
+        if (!directory.Enabled)
+        {
+            return;
+        }
+
+        if (string.IsNullOrWhiteSpace(directory.NodeSecret) || directory.NodeSecret.Length < 32)
+        {
+            failures.Add("Tunnel:Directory:NodeSecret must be set (at least 32 characters, the same on every node: `openssl rand -hex 32`) when Tunnel:Directory:Redis is.");
+        }
+
+        if (!string.IsNullOrEmpty(directory.NodeUrl)
+            && (!Uri.TryCreate(directory.NodeUrl, UriKind.Absolute, out var node) || node.Scheme is not ("http" or "https")
+                || node.AbsolutePath != "/" || !string.IsNullOrEmpty(node.Query)))
+        {
+            failures.Add($"Tunnel:Directory:NodeUrl must be an absolute http or https URL without a path, e.g. http://10.0.0.5:12000; it is '{directory.NodeUrl}'.");
+        }
+
+        if (directory.LeaseDuration <= TimeSpan.Zero || directory.RenewInterval <= TimeSpan.Zero || directory.RenewInterval * 2 > directory.LeaseDuration)
+        {
+            failures.Add("Tunnel:Directory:RenewInterval must be positive and at most half of LeaseDuration (defaults 5 s and 15 s), so one failed renewal does not drop a live node.");
+        }
+
+        foreach (var (setting, value) in new[]
+        {
+            ("OperationTimeout", directory.OperationTimeout),
+            ("ForwardConnectTimeout", directory.ForwardConnectTimeout),
+        })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                failures.Add($"Tunnel:Directory:{setting} must be positive.");
+            }
+        }
+
+        if (directory.LookupCacheDuration < TimeSpan.Zero || directory.UnreachableNodeBackoff < TimeSpan.Zero)
+        {
+            failures.Add("Tunnel:Directory:LookupCacheDuration and UnreachableNodeBackoff must not be negative.");
+        }
     }
 }

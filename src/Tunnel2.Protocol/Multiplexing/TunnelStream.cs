@@ -467,10 +467,11 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
                 }
                 else if (length > 0)
                 {
-                    foreach (var segment in payload)
-                    {
-                        _inputPipe.Writer.Write(segment.Span);
-                    }
+                    // One buffer sized to the frame rather than the pipe's 4 KiB default: a 64 KiB frame then reaches
+                    // the consumer as one segment instead of sixteen.
+                    var destination = _inputPipe.Writer.GetSpan(length);
+                    payload.CopyTo(destination);
+                    _inputPipe.Writer.Advance(length);
 
                     _unconsumedBytes += length;
                     var flush = _inputPipe.Writer.FlushAsync();

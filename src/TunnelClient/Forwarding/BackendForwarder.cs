@@ -83,9 +83,9 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         _concurrency.Dispose();
     }
 
-    private async Task ForwardAsync(TunnelStream stream)
+    private async Task ForwardAsync(ForwardWorkItem item)
     {
-        var acquired = false;
+        var stream = item.Stream;
         try
         {
             if (!_concurrency.Wait(0))
@@ -93,8 +93,8 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
                 await _concurrency.WaitAsync(stream.Aborted);
             }
 
-            acquired = true;
-            await ForwardCoreAsync(stream);
+            item.TookSlot();
+            await ForwardCoreAsync(item);
         }
         catch (Exception) when (stream.AbortReason is not null)
         {
@@ -107,19 +107,15 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
         finally
         {
-            if (acquired)
-            {
-                _concurrency.Release();
-            }
-
-            Interlocked.Decrement(ref _admitted);
+            item.Leave();
         }
     }
 
     // Pooled: one of these (and one body copy) runs per forwarded request.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ForwardCoreAsync(TunnelStream stream)
+    private async ValueTask ForwardCoreAsync(ForwardWorkItem item)
     {
+        var stream = item.Stream;
         var head = await stream.ReadHeadersAsync();
         var hasBody = !head.EndStream;
         using var request = new HttpRequestMessage { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
@@ -145,7 +141,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         if (request.Method == HttpMethod.Connect)
         {
             request.Content?.Dispose();
-            await _tcp.ForwardAsync(stream, decoder.Target[1..]);
+            await _tcp.ForwardAsync(stream, decoder.Target[1..], item.Leave);
             return;
         }
 
@@ -210,7 +206,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             timeout.CancelAfter(Timeout.InfiniteTimeSpan);
             if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
-                await RelayUpgradedAsync(stream, request, response, upgrade);
+                await RelayUpgradedAsync(item, request, response, upgrade);
                 return;
             }
 
@@ -241,8 +237,9 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
     }
 
     /// <summary>After the backend's 101: the head goes back with its Upgrade, then bytes flow both ways until either side ends.</summary>
-    private async Task RelayUpgradedAsync(TunnelStream stream, HttpRequestMessage request, HttpResponseMessage response, string? upgrade)
+    private async Task RelayUpgradedAsync(ForwardWorkItem item, HttpRequestMessage request, HttpResponseMessage response, string? upgrade)
     {
+        var stream = item.Stream;
         if (upgrade is null)
         {
             // 101 to a request that asked for no upgrade: never switch (reliability.md C7).
@@ -257,6 +254,11 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
 
         var connection = await response.Content.ReadAsStreamAsync(stream.Aborted);
+
+        // Now an opaque stream that may live for hours: it must not hold a request slot (MaxConcurrentRequests) or a
+        // queue place, or a few open WebSockets would starve every plain request. The server's per-session stream cap
+        // bounds these instead.
+        item.Leave();
         await using (connection)
         {
             if (!await OpaqueRelay.RunAsync(stream, connection))
@@ -487,8 +489,30 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         public const int NotModified = 304;
     }
 
+    /// <summary>One admitted stream: its queue place and, once it runs, its forwarding slot.</summary>
     private sealed class ForwardWorkItem(BackendForwarder forwarder, TunnelStream stream) : IThreadPoolWorkItem
     {
-        public void Execute() => _ = forwarder.ForwardAsync(stream);
+        private int _holdsSlot;
+        private int _admitted = 1;
+
+        public TunnelStream Stream => stream;
+
+        public void Execute() => _ = forwarder.ForwardAsync(this);
+
+        public void TookSlot() => Volatile.Write(ref _holdsSlot, 1);
+
+        /// <summary>Gives back the slot and the queue place, once: when the exchange ends, or earlier when it became an opaque stream.</summary>
+        public void Leave()
+        {
+            if (Interlocked.Exchange(ref _holdsSlot, 0) == 1)
+            {
+                forwarder._concurrency.Release();
+            }
+
+            if (Interlocked.Exchange(ref _admitted, 0) == 1)
+            {
+                Interlocked.Decrement(ref forwarder._admitted);
+            }
+        }
     }
 }

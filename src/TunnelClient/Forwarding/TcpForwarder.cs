@@ -29,7 +29,8 @@ internal sealed partial class TcpForwarder
             .ToFrozenDictionary(s => s.Key, s => s.Parsed, StringComparer.Ordinal);
     }
 
-    public async Task ForwardAsync(TunnelStream stream, string service)
+    /// <param name="connected">Called once the service accepted the connection: from then on it is an opaque stream that holds no request slot.</param>
+    public async Task ForwardAsync(TunnelStream stream, string service, Action? connected = null)
     {
         if (!_services.TryGetValue(service, out var endpoint))
         {
@@ -60,6 +61,7 @@ internal sealed partial class TcpForwarder
         var writer = new HeaderBlockWriter(buffer);
         writer.WriteResponseHead(200);
         stream.TrySendHeaders(buffer, writer.Length, endStream: false);
+        connected?.Invoke();
 
         await using var network = new NetworkStream(socket, ownsSocket: true);
         if (!await OpaqueRelay.RunAsync(stream, network))

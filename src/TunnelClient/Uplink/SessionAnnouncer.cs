@@ -21,12 +21,12 @@ internal sealed class SessionAnnouncer(IOptions<TunnelClientOptions> options)
         }
 
         var o = options.Value;
-        var url = publicUrl ?? $"{o.Server.TrimEnd('/')}/session/{sessionId:D}/";
+        var url = publicUrl ?? $"{o.ServerList[0].TrimEnd('/')}/session/{sessionId:D}/";
         var routes = string.Concat(o.Routes.Select(r => $", {r.Key} -> {r.Value}"));
         Console.Out.WriteLine($"Tunnel2: forwarding {url} -> {o.Backend}{routes}");
         if (o.TcpServices.Count > 0)
         {
-            var host = new Uri(o.Server).Host;
+            var host = new Uri(o.ServerList[0]).Host;
             var assigned = (tcpPorts ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries)
                 .Select(pair => pair.Split('='))
                 .Where(pair => pair.Length == 2)

@@ -32,13 +32,13 @@ internal sealed class UplinkDialer : IDisposable
     private readonly TunnelClientOptions _options;
     private readonly TokenSource _token;
     private readonly HttpMessageInvoker _invoker;
-    private readonly Uri _connectUri;
+    private readonly Uri[] _connectUris;
 
     public UplinkDialer(IOptions<TunnelClientOptions> options, TokenSource token)
     {
         _options = options.Value;
         _token = token;
-        _connectUri = new Uri(new Uri(_options.Server.TrimEnd('/') + "/"), UplinkHandshake.DefaultPath.TrimStart('/'));
+        _connectUris = [.. _options.ServerList.Select(server => new Uri(new Uri(server.TrimEnd('/') + "/"), UplinkHandshake.DefaultPath.TrimStart('/')))];
         var handler = new SocketsHttpHandler
         {
             UseProxy = false,
@@ -64,9 +64,20 @@ internal sealed class UplinkDialer : IDisposable
         _invoker = new HttpMessageInvoker(handler);
     }
 
-    public async Task<DialResult> DialAsync(Guid? sessionId, Guid instanceId, CancellationToken cancellationToken)
+    /// <summary>How many servers the uplinks may dial (<see cref="TunnelClientOptions.ServerList"/>).</summary>
+    public int ServerCount => _connectUris.Length;
+
+    /// <summary>The base URL of server <paramref name="server"/>, for logs and status.</summary>
+    public string ServerName(int server) => _options.ServerList[server];
+
+    public Task<DialResult> DialAsync(Guid? sessionId, Guid instanceId, CancellationToken cancellationToken)
+        => DialAsync(server: 0, sessionId, instanceId, cancellationToken);
+
+    /// <summary>Dials server <paramref name="server"/> of <see cref="TunnelClientOptions.ServerList"/>.</summary>
+    public async Task<DialResult> DialAsync(int server, Guid? sessionId, Guid instanceId, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, _connectUri)
+        var connectUri = _connectUris[server];
+        using var request = new HttpRequestMessage(HttpMethod.Get, connectUri)
         {
             Version = HttpVersion.Version11,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -95,14 +106,14 @@ internal sealed class UplinkDialer : IDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"no answer from {_connectUri} within {_options.ServerConnectTimeout.TotalSeconds:0.#} s");
+            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"no answer from {connectUri} within {_options.ServerConnectTimeout.TotalSeconds:0.#} s");
         }
         catch (HttpRequestException ex)
         {
             var detail = ex.HttpRequestError == HttpRequestError.SecureConnectionError
                 ? " (TLS failed: is the server certificate trusted, or does Tunnel:ServerCertificateSha256 match it?)"
                 : string.Empty;
-            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"{_connectUri}: {ex.Message}{detail}");
+            return new DialResult(DialOutcome.Failed, null, default, null, 0, $"{connectUri}: {ex.Message}{detail}");
         }
 
         if (response.StatusCode == HttpStatusCode.SwitchingProtocols)

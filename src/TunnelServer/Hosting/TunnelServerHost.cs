@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using Prometheus;
 using Tunnel2.Server.ProxyEntry;
+using Tunnel2.Server.ScaleOut;
 using Tunnel2.Server.Sessions;
 using Tunnel2.Server.Uplink;
 
@@ -64,6 +65,19 @@ public static class TunnelServerHost
         services.AddSingleton<Tcp.TcpServiceRegistry>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
+        services.AddSingleton<DrainState>();
+        services.AddSingleton<NodeHeaders>();
+        services.AddSingleton<NodeForwarder>();
+        services.AddSingleton<SessionDirectory>();
+        services.AddHostedService(sp => sp.GetRequiredService<SessionDirectory>());
+        services.AddHostedService<ServerDrain>();
+
+        // The host's own deadline must leave Kestrel time after the drain (Kubernetes' default grace period is 30 s).
+        services.AddOptions<HostOptions>().Configure<IOptions<TunnelServerOptions>>((host, tunnel) =>
+        {
+            var needed = tunnel.Value.DrainTimeout + TimeSpan.FromSeconds(5);
+            host.ShutdownTimeout = needed > TimeSpan.FromSeconds(30) ? needed : TimeSpan.FromSeconds(30);
+        });
         return services;
     }
 
@@ -72,23 +86,22 @@ public static class TunnelServerHost
         var options = app.Services.GetRequiredService<IOptions<TunnelServerOptions>>().Value;
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         var uplinks = app.Services.GetRequiredService<UplinkEndpoint>();
+        var drain = app.Services.GetRequiredService<DrainState>();
 
         if (app.Services.GetRequiredService<TokenValidator>().TokenCount == 0)
         {
             Log.NoTokensConfigured(app.Logger);
         }
 
-        // On shutdown, before Kestrel waits for in-flight requests (upgraded uplinks among them), tell every client to
-        // move on: GOAWAY, so in-flight streams finish, no new ones start, and the uplinks close by themselves.
-        lifetime.ApplicationStopping.Register(() => uplinks.DrainAll("The server is shutting down."));
-
+        // On shutdown (SIGTERM) ServerDrain keeps Kestrel listening while every uplink drains (GOAWAY: in-flight streams
+        // finish, no new ones start) and new requests go to other nodes, for at most Tunnel:DrainTimeout.
         // The entry runs before routing, so proxied requests never pay for endpoint matching.
         app.UseMiddleware<ProxyEntryMiddleware>();
         app.UseRouting();
         app.MapGet(options.UplinkPath, uplinks.HandleAsync);
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
         app.MapMetrics("/metrics", app.Services.GetRequiredService<Observability.ServerMetrics>().Registry);
-        app.MapGet("/readyz", () => lifetime.ApplicationStopping.IsCancellationRequested
+        app.MapGet("/readyz", () => lifetime.ApplicationStopping.IsCancellationRequested || drain.IsDraining
             ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready\n"));
         return app;

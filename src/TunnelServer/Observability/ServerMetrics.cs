@@ -1,5 +1,6 @@
 using Prometheus;
 using Tunnel2.Server.ProxyEntry;
+using Tunnel2.Server.ScaleOut;
 using Tunnel2.Server.Sessions;
 using Tunnel2.Server.Uplink;
 
@@ -20,8 +21,12 @@ internal sealed class ServerMetrics
     private readonly Histogram _backend;
     private readonly Counter _uplinkConnects;
     private readonly Counter.Child[] _noSession;
+    private readonly Counter.Child[] _remoteSession;
+    private readonly Counter.Child[] _lookups;
+    private readonly Counter.Child[] _forwards;
+    private readonly Counter _forwardedIn;
 
-    public ServerMetrics(UplinkEndpoint uplinks, SessionRegistry sessions)
+    public ServerMetrics(UplinkEndpoint uplinks, SessionRegistry sessions, SessionDirectory directory)
     {
         Registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(Registry);
@@ -40,6 +45,26 @@ internal sealed class ServerMetrics
             new HistogramConfiguration { Buckets = s_latencyBuckets });
         _uplinkConnects = factory.CreateCounter("tunnel2_uplink_connects_total", "Uplinks registered (reconnects included).");
         _noSession = BindSession("none");
+
+        // Scale-out (docs/adr/0007-scale-out-directory.md). A request forwarded to the owning node is counted in
+        // tunnel2_requests_total there, once; this node counts only its failures, under session "remote".
+        _remoteSession = BindSession("remote");
+        var lookups = factory.CreateCounter("tunnel2_directory_lookups_total", "Session directory lookups for sessions this node could not serve: hit (a live node named), miss, error (Redis did not answer), cached.", ["result"]);
+        _lookups = [.. Enum.GetNames<DirectoryLookupResult>().Select(name => lookups.WithLabels(name.ToLowerInvariant()))];
+        var forwards = factory.CreateCounter("tunnel2_forwarded_requests_total", "Requests this node forwarded to the node holding their session, by outcome: completed, unreachable, refused, failed.", ["outcome"]);
+        _forwards = [.. Enum.GetNames<ForwardOutcome>().Select(name => forwards.WithLabels(name.ToLowerInvariant()))];
+        _forwardedIn = factory.CreateCounter("tunnel2_forwarded_in_requests_total", "Requests other nodes forwarded to this node (authenticated by the node secret).");
+        var renewals = factory.CreateCounter("tunnel2_directory_renewals_total", "Lease renewals of sessions this node holds, by result: ok, error (Redis unreachable).", ["result"]);
+        var renewalsOk = renewals.WithLabels("ok");
+        var renewalsFailed = renewals.WithLabels("error");
+        var heldSessions = factory.CreateGauge("tunnel2_directory_sessions", "Sessions this node advertises in the directory.");
+        directory.LookedUp += result => _lookups[(int)result].Inc();
+        directory.Renewed += (ok, failed) =>
+        {
+            renewalsOk.Inc(ok);
+            renewalsFailed.Inc(failed);
+        };
+        Registry.AddBeforeCollectCallback(() => heldSessions.Set(directory.HeldCount));
 
         var uplinkCount = factory.CreateGauge("tunnel2_uplinks", "Live uplinks per session.", ["session"]);
         var sessionCount = factory.CreateGauge("tunnel2_sessions", "Sessions known to this node (with or without uplinks).");
@@ -109,6 +134,13 @@ internal sealed class ServerMetrics
 
         return children;
     }
+
+    /// <summary>Counts a failed request for a session held by other nodes.</summary>
+    public void CountRemoteRequest(ProxyError outcome) => _remoteSession[(int)outcome].Inc();
+
+    public void CountForward(ForwardOutcome outcome) => _forwards[(int)outcome].Inc();
+
+    public void CountForwardedIn() => _forwardedIn.Inc();
 
     public void ObserveResponseHead(TimeSpan elapsed) => _responseHead.Observe(elapsed.TotalSeconds);
 

@@ -1,12 +1,15 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Tunnel2.Protocol;
 using Tunnel2.Protocol.HeaderBlocks;
 using Tunnel2.Protocol.Multiplexing;
+using Tunnel2.Server.Hosting;
 using Tunnel2.Server.Observability;
+using Tunnel2.Server.ScaleOut;
 using Tunnel2.Server.Sessions;
 
 namespace Tunnel2.Server.ProxyEntry;
@@ -20,10 +23,16 @@ namespace Tunnel2.Server.ProxyEntry;
 /// Errors are decided and reported in one place, <see cref="ReportError"/>: before the response starts they become
 /// a status code (YARP's mapping); after it started the response is aborted so a truncated body never looks complete.
 /// No exception escapes to Kestrel from the forwarding path.
+/// With scale-out on, a request for a session this node does not hold (or cannot serve now) goes to a node that does
+/// (<see cref="NodeForwarder"/>, docs/adr/0007-scale-out-directory.md); while the node drains, responses carry
+/// <c>Connection: close</c> so keep-alive clients move on.
 /// </remarks>
 internal sealed class ProxyEntryMiddleware
 {
     private static readonly Task<Exception?> s_noBody = Task.FromResult<Exception?>(null);
+
+    // How often a request waiting for a session that moves between nodes looks again (local uplinks wake it at once).
+    private static readonly TimeSpan s_directoryPollInterval = TimeSpan.FromMilliseconds(250);
 
     private readonly RequestDelegate _next;
     private readonly SessionRegistry _registry;
@@ -34,6 +43,10 @@ internal sealed class ProxyEntryMiddleware
     private readonly EntryRateLimiter _rateLimiter;
     private readonly TimeProvider _time;
     private readonly ServerMetrics _metrics;
+    private readonly DrainState _drain;
+    private readonly SessionDirectory _directory;
+    private readonly NodeForwarder _forwarder;
+    private readonly NodeHeaders _nodeHeaders;
 
     public ProxyEntryMiddleware(
         RequestDelegate next,
@@ -41,9 +54,17 @@ internal sealed class ProxyEntryMiddleware
         IOptions<TunnelServerOptions> options,
         EntryRateLimiter rateLimiter,
         ServerMetrics metrics,
+        DrainState drain,
+        SessionDirectory directory,
+        NodeForwarder forwarder,
+        NodeHeaders nodeHeaders,
         TimeProvider time,
         ILogger<ProxyEntryMiddleware> logger)
     {
+        _drain = drain;
+        _directory = directory;
+        _forwarder = forwarder;
+        _nodeHeaders = nodeHeaders;
         _next = next;
         _registry = registry;
         _options = options.Value;
@@ -75,9 +96,14 @@ internal sealed class ProxyEntryMiddleware
             return WriteErrorAsync(context, ProxyError.MethodNotAllowed, session: null, exception: null);
         }
 
+        if (_drain.IsDraining)
+        {
+            CloseAfterResponse(context);
+        }
+
         if (!_registry.TryGetSession(target.SessionId, out var session))
         {
-            return WriteNotFoundAsync(context);
+            return _directory.Enabled ? ProxyViaDirectoryAsync(context, target.SessionId, retry: false) : WriteNotFoundAsync(context);
         }
 
         if (!_rateLimiter.TryAcquireSession(session.Id))
@@ -87,7 +113,7 @@ internal sealed class ProxyEntryMiddleware
 
         if (!session.TryOpenStream(out var stream))
         {
-            return WaitForUplinkAndProxyAsync(context, session, retry: false);
+            return _directory.Enabled ? ProxyViaDirectoryAsync(context, session.Id, retry: false) : WaitForUplinkAndProxyAsync(context, session, retry: false);
         }
 
         return SendHeadAndProxyAsync(context, session, stream, target, retry: false);
@@ -110,10 +136,28 @@ internal sealed class ProxyEntryMiddleware
     /// </summary>
     private async Task WaitForUplinkAndProxyAsync(HttpContext context, Session session, bool retry)
     {
-        var stream = await session.WaitToOpenStreamAsync(_options.UplinkWaitTimeout, _time, context.RequestAborted);
+        if (_drain.IsDraining)
+        {
+            // No uplink will join a draining node, and no other node is known: the client should come back elsewhere.
+            await WriteErrorAsync(context, ProxyError.Draining, session, exception: null);
+            return;
+        }
+
+        _drain.Enter();
+        TunnelStream? stream;
+        try
+        {
+            stream = await session.WaitToOpenStreamAsync(_options.UplinkWaitTimeout, _time, context.RequestAborted);
+        }
+        finally
+        {
+            _drain.Exit();
+        }
+
         if (stream is null)
         {
             var error = context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted
+                : _drain.IsDraining ? ProxyError.Draining
                 : session.UplinkCount == 0 ? ProxyError.NoUplink
                 : ProxyError.ClientRefused;
             await WriteErrorAsync(context, error, session, exception: null);
@@ -125,6 +169,171 @@ internal sealed class ProxyEntryMiddleware
         await SendHeadAndProxyAsync(context, session, stream, target, retry);
     }
 
+    /// <summary>
+    /// Scale-out: this node cannot serve the session now (it does not hold it, its uplinks are reconnecting or draining).
+    /// Forward to a node the directory names; failing that wait, up to <see cref="TunnelServerOptions.UplinkWaitTimeout"/>,
+    /// for an uplink here or a holder elsewhere (a client moving between nodes). A request another node forwarded is
+    /// never forwarded again: when it cannot be served here it is refused so that node may try another.
+    /// </summary>
+    private async Task ProxyViaDirectoryAsync(HttpContext context, Guid sessionId, bool retry)
+    {
+        _drain.Enter();
+        try
+        {
+            await ProxyViaDirectoryCoreAsync(context, sessionId, retry);
+        }
+        finally
+        {
+            _drain.Exit();
+        }
+    }
+
+    private async Task ProxyViaDirectoryCoreAsync(HttpContext context, Guid sessionId, bool retry)
+    {
+        var forwardedIn = _nodeHeaders.TryGetOrigin(context.Request, out _, out _);
+        var upgrade = ForwardableUpgrade(context) is not null;
+        var aborted = context.RequestAborted;
+        var start = _time.GetTimestamp();
+        var status = DirectoryStatus.Unknown;
+        var bodyStarted = new StrongBox<bool>();
+        List<string>? tried = null;
+        Session? session;
+        while (true)
+        {
+            if (_registry.TryGetSession(sessionId, out session) && session.TryOpenStream(out var stream))
+            {
+                await SendHeadAndProxyParsedAsync(context, session, stream, retry);
+                return;
+            }
+
+            if (!forwardedIn && !_directory.Enabled)
+            {
+                break;
+            }
+
+            if (!forwardedIn)
+            {
+                var lookup = await _directory.LookupAsync(sessionId);
+                status = lookup.Status == DirectoryStatus.Unavailable && status != DirectoryStatus.Unknown ? status : lookup.Status;
+                if (upgrade && lookup.Nodes.Length > 0)
+                {
+                    await ReportError(context, ProxyError.UpgradeNotForwarded, session, exception: null, remote: session is null);
+                    return;
+                }
+
+                foreach (var node in lookup.Nodes)
+                {
+                    if (tried?.Contains(node) == true)
+                    {
+                        continue;
+                    }
+
+                    var result = await _forwarder.ForwardAsync(context, node, bodyStarted);
+                    _metrics.CountForward(result.Outcome);
+                    if (result.Outcome == ForwardOutcome.Completed)
+                    {
+                        return;
+                    }
+
+                    if (result.Outcome == ForwardOutcome.Failed)
+                    {
+                        await ReportError(context, result.Error, session, result.Exception, remote: session is null);
+                        return;
+                    }
+
+                    // Unreachable or refused before anything of the request went out: try the next holder.
+                    (tried ??= []).Add(node);
+                    _directory.Invalidate(sessionId);
+                    if (result.Outcome == ForwardOutcome.Unreachable)
+                    {
+                        _directory.MarkUnreachable(node);
+                        Log.NodeUnreachable(_logger, node, result.Exception?.Message ?? "refused");
+                    }
+                }
+            }
+
+            // Nobody served it now. Wait (bounded) only if an uplink may come: the session is known here or elsewhere.
+            var remaining = _options.UplinkWaitTimeout - _time.GetElapsedTime(start);
+            var mayCome = session is not null || tried is not null || status is DirectoryStatus.Live or DirectoryStatus.Idle;
+            if (remaining <= TimeSpan.Zero || !mayCome || _drain.IsDraining || aborted.IsCancellationRequested)
+            {
+                break;
+            }
+
+            var slice = remaining < s_directoryPollInterval ? remaining : s_directoryPollInterval;
+            if (session is not null)
+            {
+                var waited = await session.WaitToOpenStreamAsync(slice, _time, aborted);
+                if (waited is not null)
+                {
+                    await SendHeadAndProxyParsedAsync(context, session, waited, retry);
+                    return;
+                }
+            }
+            else
+            {
+                try
+                {
+                    await Task.Delay(slice, _time, aborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        ProxyError error;
+        if (aborted.IsCancellationRequested)
+        {
+            error = ProxyError.ClientAborted;
+        }
+        else if (forwardedIn)
+        {
+            error = ProxyError.NodeRefused;
+        }
+        else if (session is null && status == DirectoryStatus.Unknown && tried is null)
+        {
+            await WriteNotFoundAsync(context);
+            return;
+        }
+        else if (_drain.IsDraining)
+        {
+            error = ProxyError.Draining;
+        }
+        else if (tried is not null)
+        {
+            error = ProxyError.NodeUnreachable;
+        }
+        else if (session is not null)
+        {
+            error = session.UplinkCount == 0 ? ProxyError.NoUplink : ProxyError.ClientRefused;
+        }
+        else
+        {
+            error = status == DirectoryStatus.Unavailable ? ProxyError.DirectoryUnavailable : ProxyError.NoUplink;
+        }
+
+        await ReportError(context, error, session, exception: null, remote: session is null);
+    }
+
+    private Task SendHeadAndProxyParsedAsync(HttpContext context, Session session, TunnelStream stream, bool retry)
+    {
+        // The target was parsed before an await; a ref struct cannot cross it, so parse the raw target again.
+        ProxyTarget.TryParse(context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget, out var target);
+        return SendHeadAndProxyAsync(context, session, stream, target, retry);
+    }
+
+    private static void CloseAfterResponse(HttpContext context)
+    {
+        var protocol = context.Request.Protocol;
+        if (!HttpProtocol.IsHttp2(protocol) && !HttpProtocol.IsHttp3(protocol))
+        {
+            // HTTP/1.x keep-alive clients reconnect (through their load balancer) to a node that is not going away.
+            context.Response.Headers.Connection = "close";
+        }
+    }
+
     private bool TrySendRequestHead(HttpContext context, TunnelStream stream, ProxyTarget target, out bool hasBody)
     {
         var request = context.Request;
@@ -133,6 +342,12 @@ internal sealed class ProxyEntryMiddleware
 
         var maxBlock = stream.MaxHeaderBlockSize;
         var upgrade = ForwardableUpgrade(context);
+        string? originFor = null, originProto = null;
+        if (_nodeHeaders.Secret is not null && _nodeHeaders.TryGetOrigin(request, out originFor, out originProto))
+        {
+            _metrics.CountForwardedIn();
+        }
+
         byte[] buffer;
         int length;
         for (var size = Math.Min(HeaderBlockWriter.TypicalBlockSize, maxBlock); ; size = maxBlock)
@@ -140,7 +355,7 @@ internal sealed class ProxyEntryMiddleware
             buffer = ArrayPool<byte>.Shared.Rent(size);
             var writer = new HeaderBlockWriter(buffer.AsSpan(0, size));
             writer.WriteRequestHead(request.Method, target.Target);
-            if (RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix, upgrade))
+            if (RequestHeadEncoder.Write(ref writer, context, target.ForwardPrefix, upgrade, originFor, originProto))
             {
                 length = writer.Length;
                 break;
@@ -213,7 +428,7 @@ internal sealed class ProxyEntryMiddleware
         if (!retry && !hasBody && !context.Response.HasStarted
             && stream.AbortReason is TunnelStreamException { ErrorCode: TunnelErrorCode.RefusedStream })
         {
-            await WaitForUplinkAndProxyAsync(context, session, retry: true);
+            await (_directory.Enabled ? ProxyViaDirectoryAsync(context, session.Id, retry: true) : WaitForUplinkAndProxyAsync(context, session, retry: true));
             return;
         }
 
@@ -449,11 +664,20 @@ internal sealed class ProxyEntryMiddleware
             exception: null);
 
     /// <summary>The one place a failed exchange is reported: log once, then a status or an abort.</summary>
-    private Task ReportError(HttpContext context, ProxyError error, Session? session, Exception? exception)
+    /// <param name="remote">The request was for a session held by other nodes (counted under session "remote").</param>
+    private Task ReportError(HttpContext context, ProxyError error, Session? session, Exception? exception, bool remote = false)
     {
         var response = context.Response;
         var sessionLabel = session?.RedactedId ?? "-";
-        _metrics.CountRequest(session, error);
+        if (remote)
+        {
+            _metrics.CountRemoteRequest(error);
+        }
+        else
+        {
+            _metrics.CountRequest(session, error);
+        }
+
         if (error == ProxyError.ClientAborted)
         {
             // Nobody is listening; a status would go nowhere.
@@ -471,7 +695,7 @@ internal sealed class ProxyEntryMiddleware
         var statusCode = error == ProxyError.RequestBodyClient && exception is Microsoft.AspNetCore.Http.BadHttpRequestException bad
             ? bad.StatusCode
             : ProxyErrorMapping.ToStatusCode(error);
-        if (error is not (ProxyError.SessionNotFound or ProxyError.RateLimited))
+        if (error is not (ProxyError.SessionNotFound or ProxyError.RateLimited or ProxyError.NodeRefused))
         {
             Log.ProxyError(_logger, context.Request.Method, sessionLabel, error, statusCode, exception);
         }
@@ -484,6 +708,16 @@ internal sealed class ProxyEntryMiddleware
         if (statusCode is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
         {
             response.Headers.RetryAfter = _retryAfter;
+        }
+
+        if (error == ProxyError.NodeRefused)
+        {
+            response.Headers[NodeHeaders.Refused] = "1";
+        }
+
+        if (_drain.IsDraining)
+        {
+            CloseAfterResponse(context);
         }
 
         return response.WriteAsync(ProxyErrorMapping.ToMessage(error) + "\n");

@@ -54,6 +54,24 @@ internal enum ProxyError
 
     /// <summary>The response body stopped on the tunnel side after the response had started.</summary>
     ResponseBodyTunnel,
+
+    /// <summary>This node is draining (shutting down) and no other node holds the session: 503 with Connection: close.</summary>
+    Draining,
+
+    /// <summary>Scale-out: the session directory (Redis) did not answer, so a session not held here cannot be found.</summary>
+    DirectoryUnavailable,
+
+    /// <summary>Scale-out: the nodes that hold the session could not be reached (or refused) before anything was sent.</summary>
+    NodeUnreachable,
+
+    /// <summary>Scale-out: the node holding the session failed after the request went to it, before a response head.</summary>
+    NodeFailed,
+
+    /// <summary>Scale-out: a node forwarded this request here, but this node cannot serve the session (tells it to try another).</summary>
+    NodeRefused,
+
+    /// <summary>Scale-out: an upgrade (WebSocket) for a session held only by other nodes; upgrades are not forwarded between nodes.</summary>
+    UpgradeNotForwarded,
 }
 
 internal static class ProxyErrorMapping
@@ -77,7 +95,8 @@ internal static class ProxyErrorMapping
         ProxyError.MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
         ProxyError.RequestHeadTooLarge => StatusCodes.Status431RequestHeaderFieldsTooLarge,
         ProxyError.SessionNotFound => StatusCodes.Status404NotFound,
-        ProxyError.NoUplink or ProxyError.ClientRefused => StatusCodes.Status503ServiceUnavailable,
+        ProxyError.NoUplink or ProxyError.ClientRefused or ProxyError.Draining or ProxyError.DirectoryUnavailable
+            or ProxyError.NodeUnreachable or ProxyError.NodeRefused or ProxyError.UpgradeNotForwarded => StatusCodes.Status503ServiceUnavailable,
         ProxyError.RateLimited => StatusCodes.Status429TooManyRequests,
         ProxyError.BackendTimeout or ProxyError.ResponseHeadersTimeout => StatusCodes.Status504GatewayTimeout,
         ProxyError.RequestBodyClient or ProxyError.RequestRejected => StatusCodes.Status400BadRequest,
@@ -101,6 +120,12 @@ internal static class ProxyErrorMapping
         ProxyError.UplinkLost => "Tunnel2: the connection to the session's client was lost.",
         ProxyError.RequestBodyClient => "Tunnel2: the request body could not be read.",
         ProxyError.RequestRejected => "Tunnel2: the session's client could not forward this request to its backend.",
+        ProxyError.Draining => "Tunnel2: this server is shutting down; try again.",
+        ProxyError.DirectoryUnavailable => "Tunnel2: the session directory is unavailable; try again shortly.",
+        ProxyError.NodeUnreachable => "Tunnel2: the server holding this session cannot be reached; try again shortly.",
+        ProxyError.NodeFailed => "Tunnel2: the server holding this session failed to answer.",
+        ProxyError.NodeRefused => "Tunnel2: this server does not hold the session.",
+        ProxyError.UpgradeNotForwarded => "Tunnel2: WebSocket and other upgrades are served only by a server holding the session's uplinks; try again.",
         _ => "Tunnel2: the request failed.",
     };
 }

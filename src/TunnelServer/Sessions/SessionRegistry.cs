@@ -48,6 +48,17 @@ internal sealed class SessionRegistry : IDisposable
     public bool TryGetSession(Guid id, [NotNullWhen(true)] out Session? session) => _sessions.TryGetValue(id, out session);
 
     public RegistrationStatus Register(TunnelPrincipal principal, Guid? requestedId, out Session? session)
+        => Register(principal, requestedId, directoryOwner: null, out session);
+
+    /// <summary>True when the registry has <paramref name="id"/> as a session or a tombstone (its owner is known here).</summary>
+    public bool Knows(Guid id) => _sessions.ContainsKey(id) || _tombstones.ContainsKey(id);
+
+    /// <param name="directoryOwner">
+    /// Scale-out: the owner the session directory records for <paramref name="requestedId"/> (live on another node, or
+    /// its tombstone), or null. Consulted only when this node knows nothing of the id: the same token may then take the
+    /// id here too, another token gets <see cref="RegistrationStatus.Conflict"/>.
+    /// </param>
+    public RegistrationStatus Register(TunnelPrincipal principal, Guid? requestedId, string? directoryOwner, out Session? session)
     {
         lock (_registrationLock)
         {
@@ -68,6 +79,18 @@ internal sealed class SessionRegistry : IDisposable
                     }
 
                     _tombstones.TryRemove(requested, out _);
+                    session = Create(requested, principal);
+                    return RegistrationStatus.Created;
+                }
+
+                if (directoryOwner is not null)
+                {
+                    if (directoryOwner != principal.Name)
+                    {
+                        session = null;
+                        return RegistrationStatus.Conflict;
+                    }
+
                     session = Create(requested, principal);
                     return RegistrationStatus.Created;
                 }
@@ -113,6 +136,18 @@ internal sealed class SessionRegistry : IDisposable
                 {
                     _tombstones.TryRemove(id, out _);
                 }
+            }
+        }
+    }
+
+    /// <summary>Undoes a registration that failed later (the directory named another owner), if no uplink joined meanwhile.</summary>
+    public void RemoveIfUnused(Session session)
+    {
+        lock (_registrationLock)
+        {
+            if (session.UplinkCount == 0 && _sessions.TryGetValue(session.Id, out var current) && current == session)
+            {
+                _sessions.TryRemove(session.Id, out _);
             }
         }
     }

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Tunnel2.Protocol;
 using Tunnel2.Protocol.Multiplexing;
+using Tunnel2.Server.Hosting;
+using Tunnel2.Server.ScaleOut;
 using Tunnel2.Server.Sessions;
 
 namespace Tunnel2.Server.Uplink;
@@ -21,6 +23,8 @@ internal sealed class UplinkEndpoint
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly Tcp.TcpServiceRegistry _tcp;
+    private readonly DrainState _drain;
+    private readonly SessionDirectory _directory;
     private readonly ConcurrentDictionary<TunnelConnection, Session> _live = new();
     private long _nextUplinkId;
     private long _rejected;
@@ -33,9 +37,14 @@ internal sealed class UplinkEndpoint
         IOptions<TunnelServerOptions> options,
         ILoggerFactory loggerFactory,
         TimeProvider time,
-        Tcp.TcpServiceRegistry tcp)
+        Tcp.TcpServiceRegistry tcp,
+        DrainState drain,
+        SessionDirectory directory)
     {
         _tcp = tcp;
+        _drain = drain;
+        _directory = directory;
+        directory.SessionConflict += OnDirectoryConflict;
         registry.SessionForgotten += id => _ = tcp.RemoveSessionAsync(id);
         _registry = registry;
         _tokens = tokens;
@@ -76,7 +85,7 @@ internal sealed class UplinkEndpoint
             return;
         }
 
-        if (_draining)
+        if (_draining || _drain.IsDraining)
         {
             context.Response.Headers.RetryAfter = "1";
             await RejectAsync(context, StatusCodes.Status503ServiceUnavailable, "The server is shutting down.");
@@ -106,9 +115,37 @@ internal sealed class UplinkEndpoint
 
         _ = Guid.TryParse(request.Headers[UplinkHandshake.InstanceHeader].ToString(), out var instanceId);
 
-        var status = _registry.Register(principal, requestedId, out var session);
+        // Scale-out: an id this node knows nothing of may be owned by a token on another node (live or tombstone).
+        string? directoryOwner = null;
+        if (_directory.Enabled && requestedId is { } wanted && !_registry.Knows(wanted))
+        {
+            var (answered, owner) = await _directory.GetOwnerAsync(wanted);
+            if (!answered && !principal.Sessions.Contains(wanted))
+            {
+                // Neither granted nor checkable: a random id now would move the client's other uplinks off its session.
+                context.Response.Headers.RetryAfter = "1";
+                await RejectAsync(context, StatusCodes.Status503ServiceUnavailable, "The session directory is unavailable, so the owner of the requested session id cannot be checked; retry shortly.");
+                return;
+            }
+
+            directoryOwner = owner;
+        }
+
+        var status = _registry.Register(principal, requestedId, directoryOwner, out var session);
         if (status == RegistrationStatus.Conflict || session is null)
         {
+            await RejectAsync(context, StatusCodes.Status409Conflict, "The requested session id is held by another client credential.");
+            return;
+        }
+
+        // Record this node as a holder (atomically refused if another token claimed the id meanwhile on another node).
+        if (_directory.Enabled && await _directory.ClaimAsync(session) == ClaimStatus.Conflict)
+        {
+            if (status == RegistrationStatus.Created)
+            {
+                _registry.RemoveIfUnused(session);
+            }
+
             await RejectAsync(context, StatusCodes.Status409Conflict, "The requested session id is held by another client credential.");
             return;
         }
@@ -154,6 +191,7 @@ internal sealed class UplinkEndpoint
 
             if (connection.Ready.IsCompletedSuccessfully)
             {
+                _drain.Enter();
                 _live[connection] = session;
                 Interlocked.Increment(ref _registered);
                 var superseded = session.AddUplink(connection, instanceId);
@@ -167,8 +205,9 @@ internal sealed class UplinkEndpoint
                 }
 
                 Log.UplinkRegistered(_logger, session.RedactedId, principal.Name, instanceId, session.UplinkCount);
+                _directory.OnUplinkCountChanged(session);
                 UplinkCountChanged?.Invoke(session.Id, session.UplinkCount);
-                if (_draining)
+                if (_draining || _drain.IsDraining)
                 {
                     // Raced with DrainAll: this one drains too.
                     connection.GoAway("The server is shutting down.");
@@ -180,7 +219,14 @@ internal sealed class UplinkEndpoint
             {
                 session.RemoveUplink(connection, _time.GetUtcNow());
                 Log.UplinkEnded(_logger, session.RedactedId, connection.CloseErrorCode, session.UplinkCount);
+                _directory.OnUplinkCountChanged(session);
                 UplinkCountChanged?.Invoke(session.Id, session.UplinkCount);
+                _drain.Exit();
+            }
+            else
+            {
+                // Never became an uplink: do not leave a claim without uplinks behind in the directory.
+                _directory.OnUplinkCountChanged(session);
             }
         }
     }
@@ -193,6 +239,17 @@ internal sealed class UplinkEndpoint
         foreach (var connection in _live.Keys)
         {
             connection.GoAway(reason);
+        }
+    }
+
+    private void OnDirectoryConflict(Session session)
+    {
+        foreach (var (connection, held) in _live)
+        {
+            if (held == session)
+            {
+                connection.GoAway("The session id is owned by another client credential.");
+            }
         }
     }
 
