@@ -2,6 +2,10 @@ using System.Net;
 using Tunnel2.FaultProxy;
 
 // FaultProxy --target HOST:PORT [--listen 127.0.0.1:PORT] [--upstream "latency=50ms ..."] [--downstream "..."] [--seed N]
+//            [--buffer-size 16k]
+// --buffer-size is the largest read per direction (FaultProxyOptions.BufferSize); at most 8 reads queue per direction
+// plus the one being delayed, so under latency it also bounds the bytes in flight: about 9 × buffer-size per one-way
+// latency, like a TCP window of 18 × buffer-size over the round trip.
 // Prints "listening <address> -> <target>" first, then reads control commands (ControlCommands) from standard input,
 // one per line, until "quit", Ctrl+C or SIGTERM. At the end of standard input it keeps running.
 string? target = null;
@@ -9,6 +13,7 @@ var listen = new IPEndPoint(IPAddress.Loopback, 0);
 string? upstream = null;
 string? downstream = null;
 int? seed = null;
+var bufferSize = new FaultProxyOptions().BufferSize;
 try
 {
     for (var i = 0; i < args.Length; i++)
@@ -31,6 +36,10 @@ try
             case "--seed":
                 seed = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
                 break;
+            case "--buffer-size":
+                var size = ToxicSyntax.ParseSize(value);
+                bufferSize = size is >= 1024 and <= 64L * 1024 * 1024 ? (int)size : throw new FormatException("--buffer-size must be between 1k and 64m.");
+                break;
             default:
                 throw new FormatException($"Unknown option {args[i]}.");
         }
@@ -45,7 +54,7 @@ try
 }
 catch (FormatException ex)
 {
-    await Console.Error.WriteLineAsync($"{ex.Message}\nUsage: FaultProxy --target HOST:PORT [--listen 127.0.0.1:PORT] [--upstream \"latency=50ms ...\"] [--downstream \"...\"] [--seed N]\nCommands on stdin: {ControlCommands.Help}");
+    await Console.Error.WriteLineAsync($"{ex.Message}\nUsage: FaultProxy --target HOST:PORT [--listen 127.0.0.1:PORT] [--upstream \"latency=50ms ...\"] [--downstream \"...\"] [--seed N] [--buffer-size 16k]\nCommands on stdin: {ControlCommands.Help}");
     return 2;
 }
 
@@ -59,7 +68,7 @@ if (separator <= 0 || !int.TryParse(target.AsSpan(separator + 1), out var port))
 var host = target[..separator].Trim('[', ']');
 EndPoint targetEndPoint = IPAddress.TryParse(host, out var address) ? new IPEndPoint(address, port) : new DnsEndPoint(host, port);
 
-await using var proxy = await FaultProxy.StartAsync(targetEndPoint, new FaultProxyOptions { ListenEndPoint = listen, Seed = seed });
+await using var proxy = await FaultProxy.StartAsync(targetEndPoint, new FaultProxyOptions { ListenEndPoint = listen, Seed = seed, BufferSize = bufferSize });
 try
 {
     if (upstream is not null)

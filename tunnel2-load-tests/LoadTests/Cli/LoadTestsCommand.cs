@@ -41,6 +41,8 @@ internal static class LoadTestsCommand
         root.Add(BenchCommands.CreateSpeedTestCommand());
         root.Add(BenchCommands.CreateAllocCommand());
         root.Add(BenchCommands.CreatePlotCommand());
+        root.Add(WebSocketCommand.Create());
+        root.Add(Soak.SoakCommand.Create());
         return root;
     }
 

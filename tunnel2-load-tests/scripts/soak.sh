@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Soak: steady mixed load through the tunnel while the TunnelClient is SIGKILLed and restarted every N seconds.
+# Every response is checked (ok, clear error, or BAD); the server's RSS, descriptors and sockets are sampled each
+# second; at the end: requests ok/error/BAD, the error window of each kill, resources at the start (after the
+# warm-up) vs the end, a Markdown summary under artifacts/soak/<timestamp>/, and a verdict.
+#
+#   tunnel2-load-tests/scripts/soak.sh [--minutes 30] [--kill-every 30s] [options]
+#
+# Options:
+#   --minutes N       length of the load (default 30; decimals allowed, e.g. 0.5).
+#   --kill-every T    SIGKILL the client every T (default 30s; 0 = never), then start a new one at once.
+#   --rps R           open-loop requests per second (default 50).
+#   --warm-up T       resources compared only after T (default 120s, or a fifth of the run when shorter).
+#   --tolerance P     allowed change of RSS, descriptors and sockets, start vs end, in percent (default 10).
+#   --no-build        use the existing Release binaries.
+#   -h, --help        this text.
+# Environment: TUNNEL2_SOAK_BACKEND_PORT (12107), TUNNEL2_SOAK_TUNNEL_PORT (12100): ports of its own, so a soak can
+# run beside the load stack on 12000/12007.
+#
+# Exit code: 0 PASS; 99 FAIL (a BAD response, an error away from any kill, resource drift beyond the tolerance, or
+# a client that never came back); 130 interrupted; 1 when the script itself failed (tool missing, port in use,
+# a process not ready); 2 when the harness could not reach the tunnel.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+BACKEND_PORT="${TUNNEL2_SOAK_BACKEND_PORT:-12107}"
+TUNNEL_PORT="${TUNNEL2_SOAK_TUNNEL_PORT:-12100}"
+SESSION=22222222-2222-2222-2222-222222222222
+BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+TUNNEL_URL="http://127.0.0.1:$TUNNEL_PORT"
+SESSION_URL="$TUNNEL_URL/session/$SESSION"
+READY_ATTEMPTS=100     # × 0.2 s for a process to become ready
+STOP_ATTEMPTS=20       # × 0.5 s before SIGKILL
+HARNESS_STOP_ATTEMPTS=80  # × 0.5 s: a stopped harness lets in-flight requests finish, then writes its summary
+
+die() { echo "soak: $*" >&2; exit 1; }
+log() { echo "soak: $(date -u +%H:%M:%S) $*"; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------------------------------------------- arguments
+minutes=30
+kill_every=30
+rps=50
+warm_up=""
+tolerance=10
+build=1
+seconds_of() { # 30s | 2m | 500ms | 30 -> whole seconds (ms rounded up)
+  local v="$1"
+  case "$v" in
+    *ms) echo $(( (${v%ms} + 999) / 1000 )) ;;
+    *s) echo "${v%s}" ;;
+    *m) echo $(( ${v%m} * 60 )) ;;
+    *) echo "$v" ;;
+  esac
+}
+while (($#)); do
+  case "$1" in
+    --minutes) shift; minutes="${1:?--minutes needs a value}" ;;
+    --kill-every) shift; kill_every="$(seconds_of "${1:?--kill-every needs a value}")" ;;
+    --rps) shift; rps="${1:?--rps needs a value}" ;;
+    --warm-up) shift; warm_up="$(seconds_of "${1:?--warm-up needs a value}")" ;;
+    --tolerance) shift; tolerance="${1:?--tolerance needs a value}" ;;
+    --no-build) build=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+  esac
+  shift
+done
+[[ "$minutes" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--minutes must be a number"
+[[ "$kill_every" =~ ^[0-9]+$ ]] || die "--kill-every must be a duration like 30s"
+duration_s=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
+((duration_s >= 10)) || die "--minutes must be at least 10 seconds' worth"
+if [[ -z "$warm_up" ]]; then
+  warm_up=$((duration_s / 5 < 120 ? duration_s / 5 : 120))
+fi
+
+# ---------------------------------------------------------------------------------------------------- tools, build
+command -v dotnet >/dev/null || die "dotnet not found"
+command -v curl >/dev/null || die "curl not found (apt-get install curl)"
+command -v ss >/dev/null || die "ss not found (apt-get install iproute2)"
+cd "$REPO_ROOT"
+if ((build)); then
+  for project in src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
+      tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj; do
+    log "dotnet build $project -c Release"
+    dotnet build "$project" -c Release -nologo -v quiet >/dev/null || die "build of $project failed"
+  done
+fi
+BACKEND_DIR=tunnel2-load-tests/TestBackend/bin/Release/net10.0
+SERVER_DIR=src/TunnelServer/bin/Release/net10.0
+CLIENT_DIR=src/TunnelClient/bin/Release/net10.0
+HARNESS_DLL="$REPO_ROOT/tunnel2-load-tests/LoadTests/bin/Release/net10.0/LoadTests.dll"
+for f in "$BACKEND_DIR/TestBackend.dll" "$SERVER_DIR/TunnelServer.dll" "$CLIENT_DIR/TunnelClient.dll" "$HARNESS_DLL"; do
+  [[ -f "$f" ]] || die "$f missing (build first, or drop --no-build)"
+done
+
+RUN_DIR="$REPO_ROOT/artifacts/soak/$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$RUN_DIR/logs"
+KILLS="$RUN_DIR/kills.tsv"
+SAMPLES="$RUN_DIR/samples.tsv"
+
+# ---------------------------------------------------------------------------------------------------- processes
+STARTED_PIDS=()
+STARTED_NAMES=()
+SAMPLER_PID=""
+HARNESS_PID=""
+CLIENT_PID=""
+CLIENT_STARTS=0
+
+# shellcheck disable=SC2317  # called from the traps
+stop_pid() {
+  local pid="$1" name="$2" attempts="${3:-$STOP_ATTEMPTS}" n
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((n = 0; n < attempts; n++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  log "$name (PID $pid) did not stop; SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317  # called from the traps
+stop_all() {
+  local i
+  if [[ -n "$SAMPLER_PID" ]]; then stop_pid "$SAMPLER_PID" sampler; SAMPLER_PID=""; fi
+  if [[ -n "$HARNESS_PID" ]]; then stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"; HARNESS_PID=""; fi
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${STARTED_PIDS[$i]}" "${STARTED_NAMES[$i]}"
+  done
+  STARTED_PIDS=()
+  STARTED_NAMES=()
+}
+# shellcheck disable=SC2317
+on_signal() {
+  log "interrupted; stopping everything this script started"
+  trap - EXIT
+  stop_all
+  exit 130
+}
+trap stop_all EXIT
+trap on_signal INT TERM
+
+now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo "${t:0:13}"; }
+
+port_free() {
+  local owner
+  owner="$(ss -H -ltnp "sport = :$1" 2>/dev/null || true)"
+  [[ -z "$owner" ]] || die "port $1 is in use: $owner"
+}
+
+# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR (so appsettings*.json are found), appends to its log.
+start() {
+  local name="$1" dir="$2"; shift 2
+  local env_vars=()
+  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
+  shift
+  (cd "$dir" && exec env "${env_vars[@]}" "$@") >>"$RUN_DIR/logs/$name.log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  STARTED_NAMES+=("$name")
+}
+
+wait_ready() {
+  local name="$1" url="$2" pid="$3" n
+  for ((n = 0; n < READY_ATTEMPTS; n++)); do
+    if curl --noproxy '*' -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$RUN_DIR/logs/$name.log" >&2; die "$name exited before it was ready"; }
+    sleep 0.2
+  done
+  tail -n 20 "$RUN_DIR/logs/$name.log" >&2
+  die "$name not ready after $((READY_ATTEMPTS / 5)) s ($url)"
+}
+
+# Until the tunnel answers through the new client; 1 if it has not after READY_ATTEMPTS or the client died.
+client_ready() {
+  local n
+  for ((n = 0; n < READY_ATTEMPTS; n++)); do
+    if curl --noproxy '*' -fsS -o /dev/null --max-time 5 "$SESSION_URL/loadtest/ping" 2>/dev/null; then return 0; fi
+    kill -0 "$CLIENT_PID" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+start_client() {
+  # Development: the dev token and session; the server, backend and routes moved to this script's ports; no status port.
+  start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development \
+    Tunnel__Server="$TUNNEL_URL" Tunnel__Backend="$BACKEND_URL" "Tunnel__Routes__/loadtest=$BACKEND_URL" Tunnel__StatusUrl= \
+    -- dotnet TunnelClient.dll
+  CLIENT_PID="${STARTED_PIDS[-1]}"
+  CLIENT_STARTS=$((CLIENT_STARTS + 1))
+}
+
+port_free "$BACKEND_PORT"
+port_free "$TUNNEL_PORT"
+start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
+wait_ready TestBackend "$BACKEND_URL/loadtest/ping" "${STARTED_PIDS[-1]}"
+dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
+start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
+  Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
+  -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+SERVER_PID="${STARTED_PIDS[-1]}"
+wait_ready TunnelServer "$TUNNEL_URL/healthz" "$SERVER_PID"
+start_client
+wait_ready TunnelClient "$SESSION_URL/loadtest/ping" "$CLIENT_PID"
+log "TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (PID $SERVER_PID), TunnelClient PID $CLIENT_PID; run folder $RUN_DIR"
+
+# ---------------------------------------------------------------------------------------------------- sampler
+# Once a second: the server's RSS (VmRSS), open descriptors, and its TCP sockets (established, any state) from ss.
+sample_loop() {
+  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\n'
+  local rss fds sockets estab all
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
+    fds=$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    sockets=$(ss -Htanp 2>/dev/null | grep -F "pid=$SERVER_PID," || true)
+    estab=$(grep -c '^ESTAB' <<<"$sockets" || true)
+    all=$(grep -c . <<<"$sockets" || true)
+    [[ -n "$rss" ]] && printf '%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$estab" "$all"
+    sleep 1
+  done
+}
+sample_loop >"$SAMPLES" 2>/dev/null &
+SAMPLER_PID=$!
+
+# ---------------------------------------------------------------------------------------------------- load
+printf '# event\tunix_ms\tpid\n' >"$KILLS"
+log "load: $rps RPS for ${duration_s}s, kill every ${kill_every}s, warm-up ${warm_up}s, tolerance ±$tolerance %"
+dotnet "$HARNESS_DLL" soak --url "$SESSION_URL/" --rps "$rps" --duration "${duration_s}s" \
+  --kill-log "$KILLS" --samples "$SAMPLES" --warm-up "${warm_up}s" --tolerance "$tolerance" --out "$RUN_DIR" \
+  >"$RUN_DIR/logs/LoadTests.log" 2>&1 &
+HARNESS_PID=$!
+load_start=$(now_ms)
+
+# ---------------------------------------------------------------------------------------------------- kills
+# Kill n happens at load start + n × kill_every, while the load still has more than kill_every/2 to go.
+deadline_ms=$((load_start + (duration_s + 120) * 1000))
+next_kill=1
+while kill -0 "$HARNESS_PID" 2>/dev/null; do
+  now=$(now_ms)
+  ((now < deadline_ms)) || { log "the harness overran its time; stopping it"; stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"; break; }
+  kill_at=$((load_start + next_kill * kill_every * 1000))
+  if ((kill_every > 0 && kill_at + kill_every * 500 < load_start + duration_s * 1000 && now >= kill_at)); then
+    old_pid="$CLIENT_PID"
+    printf 'kill\t%s\t%s\n' "$(now_ms)" "$old_pid" >>"$KILLS"
+    kill -KILL "$old_pid" 2>/dev/null || true
+    wait "$old_pid" 2>/dev/null || true
+    start_client
+    if ! client_ready; then
+      # The harness reports the kill as "never answered again"; stop the load instead of timing out every request.
+      log "kill $next_kill: the new client ($CLIENT_PID) never made the tunnel answer; stopping the load"
+      tail -n 20 "$RUN_DIR/logs/TunnelClient.log" >&2
+      stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"
+      break
+    fi
+    printf 'ready\t%s\t%s\n' "$(now_ms)" "$CLIENT_PID" >>"$KILLS"
+    log "kill $next_kill: client $old_pid killed, $CLIENT_PID answering"
+    next_kill=$((next_kill + 1))
+    continue
+  fi
+  sleep 0.2
+done
+
+harness_code=0
+if [[ -n "$HARNESS_PID" ]]; then
+  wait "$HARNESS_PID" || harness_code=$?
+  HARNESS_PID=""
+fi
+stop_pid "$SAMPLER_PID" sampler
+SAMPLER_PID=""
+
+# ---------------------------------------------------------------------------------------------------- report
+{
+  echo "# Soak run $(basename "$RUN_DIR")"
+  echo
+  echo "Command: \`tunnel2-load-tests/scripts/soak.sh --minutes $minutes --kill-every ${kill_every}s --rps $rps --warm-up ${warm_up}s --tolerance $tolerance\`"
+  echo
+  echo "Machine: $(nproc) vCPU, $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Processes: TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (Production, dev grant from the environment), TunnelClient (Development, 2 uplinks), started $CLIENT_STARTS time(s)."
+  echo "Files: kills.tsv, samples.tsv (server RSS/descriptors/sockets each second), errors.tsv, seconds.tsv, summary.json, logs/."
+  echo
+  if [[ -f "$RUN_DIR/summary.md" ]]; then cat "$RUN_DIR/summary.md"; else echo "The harness wrote no summary (exit code $harness_code); see logs/LoadTests.log."; fi
+} >"$RUN_DIR/soak.md"
+if [[ -f "$RUN_DIR/summary.md" ]]; then cat "$RUN_DIR/summary.md"; else tail -n 20 "$RUN_DIR/logs/LoadTests.log"; fi
+case "$harness_code" in
+  0) verdict=PASS ;;
+  99) verdict="FAIL (see the summary)" ;;
+  130) verdict="FAIL (interrupted)" ;;
+  *) verdict="FAIL (harness exit code $harness_code)" ;;
+esac
+log "summary: $RUN_DIR/soak.md"
+log "verdict: $verdict"
+exit "$harness_code"
