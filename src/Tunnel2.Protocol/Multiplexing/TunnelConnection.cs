@@ -21,6 +21,9 @@ public sealed class TunnelConnection : IAsyncDisposable
 {
     private const int MaxStreamId = int.MaxValue;
 
+    /// <summary>How long a closing connection lets its writer send what is queued before it stops reading anyway.</summary>
+    private static readonly TimeSpan s_writerDrainTimeout = TimeSpan.FromSeconds(2);
+
     private readonly IDuplexPipe _transport;
     private readonly TunnelConnectionOptions _options;
     private readonly TunnelLimits _limits;
@@ -63,6 +66,8 @@ public sealed class TunnelConnection : IAsyncDisposable
     private long _dataBytesSent;
     private long _streamsOpened;
     private int _started;
+    private Task? _writerTask;
+    private Task? _stopReading;
 
     public TunnelConnection(IDuplexPipe transport, TunnelConnectionOptions options)
     {
@@ -226,6 +231,7 @@ public sealed class TunnelConnection : IAsyncDisposable
 
         Writer.WritePreface(_limits.ToSettings(), _limits.ConnectionWindowSize - FlowControlConstants.InitialConnectionWindowSize);
         var writerTask = RunWriterAsync();
+        Volatile.Write(ref _writerTask, writerTask);
         var heartbeatTask = RunHeartbeatAsync();
         using var registration = cancellationToken.UnsafeRegister(
             static state => ((TunnelConnection)state!).Abort(TunnelErrorCode.NoError, "The connection was shut down."),
@@ -241,7 +247,7 @@ public sealed class TunnelConnection : IAsyncDisposable
             // Let the writer send what is queued (GOAWAY above all), but never wait long on a peer that stopped reading.
             try
             {
-                await writerTask.WaitAsync(TimeSpan.FromSeconds(2), _time, CancellationToken.None);
+                await writerTask.WaitAsync(s_writerDrainTimeout, _time, CancellationToken.None);
             }
             catch (TimeoutException)
             {
@@ -250,6 +256,7 @@ public sealed class TunnelConnection : IAsyncDisposable
             }
 
             await heartbeatTask;
+            await (Volatile.Read(ref _stopReading) ?? Task.CompletedTask);
             try
             {
                 // Output first: it may still flush; both ends then release the transport (closing a stream twice is harmless).
@@ -507,8 +514,33 @@ public sealed class TunnelConnection : IAsyncDisposable
         FlowControl.Abort(streamError);
         _ready.TrySetException(streamError);
         _peerGoingAway.TrySetResult();
-        _transport.Input.CancelPendingRead();
+        Volatile.Write(ref _stopReading, StopReadingAsync());
         _closing.Cancel();
+    }
+
+    /// <summary>
+    /// Ends the read loop once the writer has sent what was queued before the close (the last stream's frames, GOAWAY).
+    /// Not at once: cancelling a pending read may tear the transport down on the spot (SocketsHttpHandler disposes an
+    /// upgraded connection whose read is cancelled, which is the TunnelClient's uplink), and frames still queued would
+    /// then never leave: the peer would see the transport close with a stream unanswered.
+    /// </summary>
+    private async Task StopReadingAsync()
+    {
+        var writer = Volatile.Read(ref _writerTask);
+        if (writer is not null && !writer.IsCompleted)
+        {
+            try
+            {
+                await writer.WaitAsync(s_writerDrainTimeout, _time, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The peer stopped reading: give up on what is queued.
+                _transport.Output.CancelPendingFlush();
+            }
+        }
+
+        _transport.Input.CancelPendingRead();
     }
 
     private async Task RunWriterAsync()

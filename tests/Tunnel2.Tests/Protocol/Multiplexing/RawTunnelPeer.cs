@@ -45,20 +45,24 @@ internal sealed class RawTunnelPeer : IAsyncDisposable
     /// <summary>What the connection will read.</summary>
     public PipeWriter Output { get; }
 
-    /// <summary>Starts a connection. The peer has the other role: a Server connection talks to a raw client.</summary>
+    /// <summary>
+    /// Starts a connection. The peer has the other role: a Server connection talks to a raw client.
+    /// <paramref name="transport"/> may put something between the connection and the in-memory pipes (a stream adapter).
+    /// </summary>
     public static RawTunnelPeer Start(
         ITestOutputHelper output,
         TunnelRole role = TunnelRole.Server,
         Action<TunnelLimits>? configure = null,
         bool acceptStreams = true,
         TimeProvider? timeProvider = null,
-        PipeOptions? connectionOutputOptions = null)
+        PipeOptions? connectionOutputOptions = null,
+        Func<IDuplexPipe, IDuplexPipe>? transport = null)
     {
         var limits = new TunnelLimits();
         configure?.Invoke(limits);
         var pipes = DuplexPipe.CreateConnectionPair(s_unbounded, connectionOutputOptions ?? new PipeOptions(useSynchronizationContext: false));
         var streams = acceptStreams ? new TestStreamHandler() : null;
-        var connection = new TunnelConnection(pipes.Transport, new TunnelConnectionOptions
+        var connection = new TunnelConnection(transport?.Invoke(pipes.Transport) ?? pipes.Transport, new TunnelConnectionOptions
         {
             Role = role,
             Limits = limits,
