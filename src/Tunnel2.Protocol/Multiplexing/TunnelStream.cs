@@ -50,6 +50,11 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
     // State, guarded by _lock.
     private bool _headersSent;
     private bool _localEnded;
+
+    // Set once this side's last frame (END_STREAM) is in the writer's queue, or the stream was aborted: only then may
+    // the stream leave the connection's table. Leaving earlier lets a draining connection complete its writer first,
+    // and the END_STREAM that was about to be queued would never be sent.
+    private bool _localEndQueued;
     private bool _remoteEnded;
     private bool _removed;
     private Exception? _abortReason;
@@ -172,6 +177,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
         if (endStream)
         {
+            MarkLocalEndQueued();
             TryRemove();
         }
 
@@ -238,6 +244,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
             if (endStream)
             {
+                MarkLocalEndQueued();
                 TryRemove();
             }
         }
@@ -299,6 +306,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         }
 
         _connection.Writer.TryEnqueue(OutboundFrame.EmptyData(StreamId, FrameFlags.EndStream));
+        MarkLocalEndQueued();
         TryRemove();
     }
 
@@ -531,6 +539,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
             _abortReason = reason;
             _localEnded = true;
+            _localEndQueued = true;
             _remoteEnded = true;
             failHeadWait = _headWaiting;
             _headWaiting = false;
@@ -737,11 +746,19 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
     private InvalidOperationException StreamEnded() => new($"Stream {StreamId} has already ended its side.");
 
+    private void MarkLocalEndQueued()
+    {
+        lock (_lock)
+        {
+            _localEndQueued = true;
+        }
+    }
+
     private void TryRemove()
     {
         lock (_lock)
         {
-            if (_removed || !_localEnded || !_remoteEnded)
+            if (_removed || !_localEndQueued || !_remoteEnded)
             {
                 return;
             }
