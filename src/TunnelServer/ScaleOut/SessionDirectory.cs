@@ -53,7 +53,7 @@ internal enum ClaimStatus
 /// reserved as long as a single node would. Lookups are cached briefly; while Redis is unreachable every operation
 /// fails fast and callers treat remote sessions as unavailable (503) while local ones keep working.
 /// </summary>
-internal sealed class SessionDirectory : IHostedService, IAsyncDisposable
+internal sealed class SessionDirectory : IHostedLifecycleService, IAsyncDisposable
 {
     // Claim or renew: refuses (returns the other owner) when another token owns the id, else records this node's lease,
     // refreshes the key's expiry, and drops leases of other nodes that have ended (a dead node's field goes away).
@@ -122,30 +122,65 @@ internal sealed class SessionDirectory : IHostedService, IAsyncDisposable
     /// <summary>Called after every renewal round with how many leases were written and how many failed (metrics, tests).</summary>
     public event Action<int, int>? Renewed;
 
+    /// <summary>Raised when this node's connection to Redis is back after a failure (its leases are being written again).</summary>
+    public event Action? Reconnected;
+
     /// <summary>Raised when the directory names another owner for a session this node holds (two tokens claimed one id while Redis was away).</summary>
     public event Action<Session>? SessionConflict;
 
-    /// <summary>The URL other nodes reach this one at: configured, or the address Kestrel bound.</summary>
-    public string NodeUrl => _nodeUrl ??= ResolveNodeUrl();
+    /// <summary>
+    /// The URL other nodes reach this one at: configured, or the address Kestrel bound. Known once the server listens
+    /// (before that Kestrel reports the configured address, which may name port 0).
+    /// </summary>
+    public string NodeUrl => _nodeUrl ?? ResolveNodeUrl();
+
+    /// <summary>Whether this node can reach Redis now.</summary>
+    public bool IsConnected => _connecting is { IsCompletedSuccessfully: true, Result.IsConnected: true };
 
     /// <summary>Sessions this node advertises (holds uplinks of).</summary>
     public int HeldCount => _held.Count;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Connects to Redis before the node takes traffic: WebApplication starts the server after the other hosted
+    /// services, so no uplink registers (and no lookup runs) before the directory can record it. Bounded by the
+    /// connect timeout; with Redis down the node starts anyway, and writes its leases once Redis answers.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (!Enabled)
         {
-            return Task.CompletedTask;
+            return;
         }
 
         _connecting = ConnectAsync();
         _renewLoop = RenewLoopAsync(_stopping.Token);
+        await _connecting.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The server listens now, so the node URL is the bound address.</summary>
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        if (Enabled)
+        {
+            Log.DirectoryStarted(_logger, NodeUrl, IsConnected);
+            if (!_held.IsEmpty)
+            {
+                RenewSoon();
+            }
+        }
+
         return Task.CompletedTask;
     }
 
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (!Enabled)
+        if (!Enabled || Volatile.Read(ref _disposed) != 0)
         {
             return;
         }
@@ -518,9 +553,14 @@ internal sealed class SessionDirectory : IHostedService, IAsyncDisposable
                     // A restarted Redis has lost every lease: write ours again now, not at the next interval.
                     Log.DirectoryRestored(_logger, _held.Count);
                     RenewSoon();
+                    Reconnected?.Invoke();
                 }
             };
-            Log.DirectoryStarted(_logger, NodeUrl, redis.IsConnected);
+            if (!redis.IsConnected)
+            {
+                Log.DirectoryUnavailable(_logger, "not connected at start");
+            }
+
             return redis;
         }
         catch (Exception ex) when (ex is RedisException or ArgumentException)
@@ -557,7 +597,14 @@ internal sealed class SessionDirectory : IHostedService, IAsyncDisposable
             throw new InvalidOperationException($"Tunnel:Directory:NodeUrl must be set: this node listens on {address}, which other nodes cannot dial.");
         }
 
-        return uri.GetLeftPart(UriPartial.Authority);
+        // Port 0 is the configured address before Kestrel bound it: never remember it (a lease under it names no node).
+        var url = uri.GetLeftPart(UriPartial.Authority);
+        if (uri.Port != 0)
+        {
+            _nodeUrl = url;
+        }
+
+        return url;
     }
 
     private static bool IsRedisFailure(Exception ex) => ex is RedisException or TimeoutException or ObjectDisposedException;
