@@ -58,9 +58,13 @@ public sealed class TunnelConnection : IAsyncDisposable
     private int _connectionReceiveWindow;
     private int _connectionUnacknowledged;
     private long _lastReceivedTimestamp;
+    /// <summary>How long the smallest RTT sample stands before a newer sample replaces it even when larger.</summary>
+    internal static readonly TimeSpan MinRoundTripLifetime = TimeSpan.FromSeconds(10);
+
     private long _pingSentTimestamp;
     private long _roundTripTicks = -1;
     private long _minRoundTripTicks = long.MaxValue;
+    private long _minRoundTripTimestamp;
     private long _lastRttProbeTimestamp;
     private long _bytesReceived;
     private long _dataBytesSent;
@@ -768,10 +772,17 @@ public sealed class TunnelConnection : IAsyncDisposable
         var sent = Interlocked.Exchange(ref _pingSentTimestamp, 0);
         if (sent != 0 && (ulong)sent == value)
         {
-            var ticks = Math.Max(1, _time.GetElapsedTime(sent).Ticks);
+            var now = _time.GetTimestamp();
+            var ticks = Math.Max(1, _time.GetElapsedTime(sent, now).Ticks);
             Interlocked.Exchange(ref _roundTripTicks, ticks);
-            if (ticks < Interlocked.Read(ref _minRoundTripTicks))
+
+            // A windowed minimum, as BBR keeps its min RTT: a path can get slower for good (a re-route, a congested
+            // link), and a minimum taken on a quiet fast path long ago would keep every window sized for that path.
+            // Only the read loop writes these.
+            if (ticks < Interlocked.Read(ref _minRoundTripTicks)
+                || _time.GetElapsedTime(_minRoundTripTimestamp, now) >= MinRoundTripLifetime)
             {
+                _minRoundTripTimestamp = now;
                 Interlocked.Exchange(ref _minRoundTripTicks, ticks);
             }
         }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
 using Tunnel2.Protocol;
 using Tunnel2.Protocol.Framing;
+using Tunnel2.Protocol.Multiplexing;
 using Tunnel2.Testing;
 using Xunit.Abstractions;
 
@@ -91,6 +92,37 @@ public class TunnelConnectionKeepAliveTests
 
         // 50 s have passed, more than the 30 s timeout, but the peer answered every PING.
         Assert.False(peer.Connection.IsClosing);
+    }
+
+    [Fact]
+    public async Task MinRoundTrip_IsAWindowedMinimum_APathThatGotSlowerIsSeenWithinItsLifetime()
+    {
+        await using var peer = await StartAsync();
+
+        // A quiet, fast path.
+        Assert.Equal(TimeSpan.FromMilliseconds(1), await SampleRoundTripAsync(peer, TimeSpan.FromMilliseconds(1)));
+
+        // A slower sample soon after does not replace the minimum (it may be queueing behind data)...
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(TimeSpan.FromMilliseconds(1), await SampleRoundTripAsync(peer, TimeSpan.FromMilliseconds(200)));
+        Assert.Equal(TimeSpan.FromMilliseconds(200), peer.Connection.RoundTripTime);
+
+        // ...but once the minimum is older than its lifetime, the path's current latency takes over, so window growth
+        // sizes for the path as it is now (a 1 ms minimum on a 150 ms path would never let a window grow).
+        _time.Advance(TunnelConnection.MinRoundTripLifetime - TimeSpan.FromSeconds(2));
+        Assert.Equal(TimeSpan.FromMilliseconds(150), await SampleRoundTripAsync(peer, TimeSpan.FromMilliseconds(150)));
+        Assert.False(peer.Connection.IsClosing);
+    }
+
+    /// <summary>One RTT probe answered after <paramref name="roundTrip"/>; returns the connection's minimum afterwards.</summary>
+    private async Task<TimeSpan?> SampleRoundTripAsync(RawTunnelPeer peer, TimeSpan roundTrip)
+    {
+        peer.Connection.RequestRttSample();
+        var ping = await peer.ExpectAsync(FrameType.Ping, withFlags: FrameFlags.None);
+        _time.Advance(roundTrip);
+        await peer.SendPingAsync(ping.PingOpaque, ack: true);
+        await peer.PingFenceAsync();
+        return peer.Connection.MinRoundTripTime;
     }
 
     private async Task<RawTunnelPeer> StartAsync()
