@@ -105,7 +105,7 @@ internal sealed class TestTunnel : IAsyncDisposable
 
     public UplinkEndpoint Uplinks => Server.Services.GetRequiredService<UplinkEndpoint>();
 
-    public int UplinkCount => Server.Services.GetRequiredService<SessionRegistry>().TryGetSession(SessionId, out var session) ? session.UplinkCount : 0;
+    public int UplinkCount => UplinkCounts.Of(Server.Services, SessionId);
 
     public static async Task<TestTunnel> StartAsync(ITestOutputHelper output, TestTunnelOptions? options = null)
     {
@@ -163,33 +163,7 @@ internal sealed class TestTunnel : IAsyncDisposable
     }
 
     /// <summary>Completes when the test session has exactly <paramref name="count"/> uplinks.</summary>
-    public async Task WaitForUplinkCountAsync(int count)
-    {
-        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var uplinks = Uplinks;
-        void OnChanged(Guid session, int current)
-        {
-            if (session == SessionId && current == count)
-            {
-                reached.TrySetResult();
-            }
-        }
-
-        uplinks.UplinkCountChanged += OnChanged;
-        try
-        {
-            if (UplinkCount == count)
-            {
-                return;
-            }
-
-            await reached.Task.DefaultTimeout();
-        }
-        finally
-        {
-            uplinks.UplinkCountChanged -= OnChanged;
-        }
-    }
+    public Task WaitForUplinkCountAsync(int count) => UplinkCounts.WaitAsync(Server.Services, SessionId, count);
 
     /// <summary>Stops the server and starts a new one on the same port, as an operator restarting it would.</summary>
     public async Task RestartServerAsync()

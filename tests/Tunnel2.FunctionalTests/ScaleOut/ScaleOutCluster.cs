@@ -273,36 +273,10 @@ internal sealed class ClusterNode(string name, WebApplication app, Uri url) : IA
         => App.Services.GetRequiredService<T>();
 
     /// <summary>Uplinks this node holds for the test session.</summary>
-    public int UplinkCount => Get<SessionRegistry>().TryGetSession(ScaleOutCluster.SessionId, out var session) ? session.UplinkCount : 0;
+    public int UplinkCount => UplinkCounts.Of(App.Services, ScaleOutCluster.SessionId);
 
     /// <summary>Completes when this node holds exactly <paramref name="count"/> uplinks of the test session.</summary>
-    public async Task WaitForUplinkCountAsync(int count)
-    {
-        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var uplinks = Get<UplinkEndpoint>();
-        void OnChanged(Guid session, int current)
-        {
-            if (session == ScaleOutCluster.SessionId && current == count)
-            {
-                reached.TrySetResult();
-            }
-        }
-
-        uplinks.UplinkCountChanged += OnChanged;
-        try
-        {
-            if (UplinkCount == count)
-            {
-                return;
-            }
-
-            await reached.Task.DefaultTimeout();
-        }
-        finally
-        {
-            uplinks.UplinkCountChanged -= OnChanged;
-        }
-    }
+    public Task WaitForUplinkCountAsync(int count) => UplinkCounts.WaitAsync(App.Services, ScaleOutCluster.SessionId, count);
 
     /// <summary>Graceful stop, as SIGTERM: drain, then Kestrel stops. Called again, it waits for the same stop.</summary>
     public Task StopAsync() => _stop ??= App.StopAsync().TimeoutAfter(TimeSpan.FromSeconds(40));
