@@ -41,7 +41,7 @@ status=${PIPESTATUS[0]}
 # dotnet test prints one summary line per test assembly ("Passed!  - Failed: 0, Passed: 34, Skipped: 0, ...");
 # CI reads one line, so sum them.
 read -r passed failed skipped total < <(
-  grep -E '^(Passed|Failed)!  - Failed:' "$log" | awk -F'[:,]' '
+  grep -E '^(Passed|Failed|Skipped)! +- Failed:' "$log" | awk -F'[:,]' '
     { f += $2; p += $4; s += $6; t += $8 }
     END { printf "%d %d %d %d\n", p, f, s, t }')
 
