@@ -71,6 +71,22 @@ internal sealed class UplinkEndpoint
     public async Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
+
+        // Pre-authentication budget (docs/reliability.md, "Uplink pre-authentication budget"): the head is bounded by
+        // Kestrel's limits and RequestHeadersTimeout; a body is refused before anything else, unread. Kestrel would
+        // otherwise drain an unread body for up to 5 s after the answer (up to MaxRequestBodySize, 30 MB by default);
+        // a zero limit makes that drain fail at once, so the connection closes right after the 400.
+        if (HasBody(context))
+        {
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+            {
+                bodySize.MaxRequestBodySize = 0;
+            }
+
+            await RejectAsync(context, StatusCodes.Status400BadRequest, "The uplink upgrade request must not have a body.");
+            return;
+        }
+
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
         if (!HttpMethods.IsGet(request.Method) || upgrade is not { IsUpgradableRequest: true } || !HasUpgradeToken(request))
         {
@@ -251,6 +267,23 @@ internal sealed class UplinkEndpoint
                 connection.GoAway("The session id is owned by another client credential.");
             }
         }
+    }
+
+    /// <summary>
+    /// True when the request carries a body: any Content-Length above zero or any Transfer-Encoding on HTTP/1.x, a
+    /// stream not ended with its HEADERS on HTTP/2 and HTTP/3.
+    /// </summary>
+    private static bool HasBody(HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentLength is > 0 || request.Headers.ContainsKey(HeaderNames.TransferEncoding))
+        {
+            return true;
+        }
+
+        return !HttpProtocol.IsHttp11(request.Protocol)
+            && !HttpProtocol.IsHttp10(request.Protocol)
+            && context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: true };
     }
 
     private static bool HasUpgradeToken(HttpRequest request)
