@@ -707,34 +707,6 @@ public sealed class StreamLimitsTests(ITestOutputHelper output)
             ready.ForEach(source => source.TrySetResult());
         }
     }
-
-    /// <summary>The sockets this process has open: entries of /proc/self/fd that link to "socket:[inode]".</summary>
-    private static class OpenSockets
-    {
-        public static int Count() => Describe().Count;
-
-        /// <summary>The inode names ("socket:[123]") of the open sockets.</summary>
-        public static List<string> Describe()
-        {
-            var sockets = new List<string>();
-            foreach (var entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
-            {
-                try
-                {
-                    if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal))
-                    {
-                        sockets.Add(target);
-                    }
-                }
-                catch (IOException)
-                {
-                    // Closed while we looked.
-                }
-            }
-
-            return sockets;
-        }
-    }
 }
 
 /// <summary>StreamLimitsTests count the whole process's sockets, so nothing else runs beside them.</summary>

@@ -1,22 +1,24 @@
-namespace Tunnel2.FunctionalTests.Reliability;
+namespace Tunnel2.FunctionalTests.Infrastructure;
 
 /// <summary>
 /// The sockets this process has open: entries of /proc/self/fd that link to "socket:[inode]". Backend, server, client
 /// and the test's own connections share the process, so one count covers both ends of every loopback connection.
-/// (The same probe as StreamLimitsTests', which keeps its own private copy.)
 /// </summary>
 internal static class OpenSockets
 {
-    public static int Count()
+    public static int Count() => Describe().Count;
+
+    /// <summary>The inode names ("socket:[123]") of the open sockets.</summary>
+    public static List<string> Describe()
     {
-        var count = 0;
+        var sockets = new List<string>();
         foreach (var entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
         {
             try
             {
                 if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal))
                 {
-                    count++;
+                    sockets.Add(target);
                 }
             }
             catch (IOException)
@@ -25,7 +27,7 @@ internal static class OpenSockets
             }
         }
 
-        return count;
+        return sockets;
     }
 
     /// <summary>The soft limit on open files of this process (/proc/self/limits), or null when it cannot be read.</summary>
