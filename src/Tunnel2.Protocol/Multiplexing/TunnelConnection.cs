@@ -563,13 +563,15 @@ public sealed class TunnelConnection : IAsyncDisposable
     private async Task ReadLoopAsync()
     {
         var input = _transport.Input;
+        // Bytes of a partial frame left in the pipe by the previous read: the next read returns them again.
+        long carried = 0;
         try
         {
             while (true)
             {
                 var result = await input.ReadAsync();
                 var buffer = result.Buffer;
-                Interlocked.Add(ref _bytesReceived, buffer.Length);
+                Interlocked.Add(ref _bytesReceived, buffer.Length - carried);
                 Volatile.Write(ref _lastReceivedTimestamp, _time.GetTimestamp());
                 try
                 {
@@ -592,6 +594,7 @@ public sealed class TunnelConnection : IAsyncDisposable
                 }
                 finally
                 {
+                    carried = buffer.Length;
                     input.AdvanceTo(buffer.Start, buffer.End);
                 }
             }
