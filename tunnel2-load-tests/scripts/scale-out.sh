@@ -57,6 +57,7 @@ die() { echo "scale-out: $*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 bad_arg() { usage >&2; echo "scale-out: $*" >&2; exit 2; }
 
+SCRIPT_ARGS="$*"
 nodes_arg="1,2,3"
 rps=500
 duration=20s
@@ -573,6 +574,7 @@ SECTION="$ART/section.md"
   echo "| Closed loop | \`$CLOSED_CMD\` |"
   echo "| Open loop | \`$OPEN_CMD\` |"
   echo "| Forwarded | Σ \`tunnel2_forwarded_requests_total\` ÷ Σ \`tunnel2_requests_total\` over the nodes' \`/metrics\`, read before and after each measurement (warm-up included); with an even split (N−1)/N is expected |"
+  echo "| Command | \`tunnel2-load-tests/scripts/scale-out.sh${SCRIPT_ARGS:+ $SCRIPT_ARGS}\` |"
   echo "| Method | one run per N, nodes started in order 1..N; load split evenly over the nodes' public URLs; loopback only |"
   echo
   if [[ "$closed_loop" == wrk ]]; then closed_tool="wrk's latency is service time"; else closed_tool="keepConstant latency"; fi
