@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154  # quick, trace, skip_arg, RATES, … come from the run's meta.env (declare -p)
+# shellcheck disable=SC2154,SC2153  # quick, trace, skip_arg, RATES, … come from the run's meta.env (declare -p)
 # Writes the report of a compare.sh run: medians, ratios, plots, and the section between <!-- compare:begin --> and
 # <!-- compare:end --> in docs/performance.md (created when missing; a file without the markers gets the section
 # appended). compare.sh calls it at the end; run it by hand to regenerate the report of an earlier run:
@@ -10,13 +10,10 @@
 # full run), docs/performance.md and docs/img/compare-*.png. Needs the built LoadTests (for the plots), jq, awk.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # For the plots: compare.sh passes its own copy; by hand, the built harness (or the run's copy when there is none).
 HARNESS_DLL="${COMPARE_HARNESS_DLL:-$REPO_ROOT/tunnel2-load-tests/LoadTests/bin/Release/net10.0/LoadTests.dll}"
-
-die() { echo "compare-report: $*" >&2; exit 1; }
-log() { echo "compare-report: $*"; }
 
 (($#)) || die "usage: compare-report.sh ARTIFACTS_DIR [--doc|--no-doc]"
 ART="$(cd "$1" && pwd)"
@@ -39,16 +36,10 @@ MODE_SUFFIX=""; ((quick)) && MODE_SUFFIX="-quick"
 wants() { [[ " ${PATHS[*]} " == *" $1 "* ]]; }
 measures() { [[ ",$skip_arg," != *",$1,"* ]]; }
 harness() { dotnet "$HARNESS_DLL" "$@"; }
-# 1073741824 → "1 GiB", 268435456 → "256 MiB".
-human_bytes() { awk -v b="$1" 'BEGIN { if (b % 1073741824 == 0) printf "%d GiB", b / 1073741824; else printf "%d MiB", b / 1048576 }'; }
 
 # median KIND PATH KEY: the median of the recorded repetitions (empty when none).
-median() {
-  awk -F'\t' -v k="$1" -v p="$2" -v m="$3" '$1 == k && $2 == p && $3 == m { print $5 }' "$RESULTS" | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) exit; print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+median() { awk -F'\t' -v k="$1" -v p="$2" -v m="$3" '$1 == k && $2 == p && $3 == m { print $5 }' "$RESULTS" | median_of ""; }
 count() { awk -F'\t' -v k="$1" -v p="$2" -v m="$3" '$1 == k && $2 == p && $3 == m' "$RESULTS" | wc -l; }
-fmt() { [[ -n "$2" ]] && awk -v v="$2" -v f="$1" 'BEGIN { printf f, v }' || echo "—"; }
 ratio() { [[ -n "$1" && -n "$2" ]] && awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f", a / b }' || echo "—"; }
 delta() { [[ -n "$1" && -n "$2" ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }' || echo "—"; }
 cmd_of() { awk -F'\t' -v k="$1" -v p="$2" '$1 == k && $2 == p { print $3; exit }' "$COMMANDS"; }
@@ -262,14 +253,8 @@ if ((doc)); then
       cat "$SECTION"
     } >"$DOC"
   # Markers count only as whole lines: prose that mentions them (as this page's introduction does) is left alone.
-  elif grep -qx '<!-- compare:begin -->' "$DOC" && grep -qx '<!-- compare:end -->' "$DOC"; then
-    awk -v section="$SECTION" '
-      $0 == "<!-- compare:begin -->" && !done { while ((getline line < section) > 0) print line; skipping = 1; done = 1; next }
-      $0 == "<!-- compare:end -->" && skipping { skipping = 0; next }
-      !skipping { print }' "$DOC" >"$DOC.tmp"
-    mv "$DOC.tmp" "$DOC"
   else
-    { echo; cat "$SECTION"; } >>"$DOC"
+    write_doc_section "$DOC" "$SECTION" "<!-- compare:begin -->" "<!-- compare:end -->"
   fi
   log "wrote $DOC (plots in docs/img/)"
 else

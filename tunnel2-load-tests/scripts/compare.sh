@@ -41,10 +41,9 @@
 # Exit code: 0 when every measurement ran, 1 when the script failed, 130 when interrupted.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-SESSION=22222222-2222-2222-2222-222222222222
 # The contract ports (TunnelClient's Development config); each can be moved, e.g. to run beside another stack.
 BACKEND_PORT="${TUNNEL2_BACKEND_PORT:-12007}"
 TUNNEL_PORT="${TUNNEL2_TUNNEL_PORT:-12000}"
@@ -53,12 +52,9 @@ NGINX_PORT="${TUNNEL2_NGINX_PORT:-12011}"
 SSH_FORWARD_PORT="${TUNNEL2_SSH_PORT:-12012}"
 SSHD_PORT="${TUNNEL2_SSHD_PORT:-12022}"
 ALL_PATHS=(direct tunnel nginx yarp ssh)
-READY_ATTEMPTS=60    # × 0.5 s
-STOP_ATTEMPTS=20     # × 0.5 s before SIGKILL
-
-die() { echo "compare: $*" >&2; exit 1; }
-log() { echo "compare: $*"; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+READY_LOG=1
+STOP_CHILDREN=1      # sshd's per-connection processes outlive the listener; they were started for this run, so they go too
+PORT_IN_USE="port {port} is already in use ({owner}); stop it, or use --reuse for 12007/12000"
 
 # ---------------------------------------------------------------------------------------------------- arguments
 quick=0
@@ -113,25 +109,6 @@ SPEED_PAYLOAD=64MiB
 HARD_CAP_SECONDS=$((quick ? 900 : 2700))
 
 # ---------------------------------------------------------------------------------------------------- tools
-SUDO=""
-if ((EUID != 0)); then
-  command -v sudo >/dev/null || die "not root and no sudo: install nginx openssh-server openssh-client wrk curl jq iproute2 yourself"
-  SUDO="sudo"
-fi
-
-apt_install_missing() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]} (apt)"
-    $SUDO apt-get update -qq
-    # Debian starts services on install unless policy-rc.d forbids it; the system nginx/sshd are never used here.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-}
-
 command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK"
 packages=(wrk curl jq iproute2 procps)
 wants nginx && packages+=(nginx)
@@ -173,139 +150,49 @@ MODE_SUFFIX=""; ((quick)) && MODE_SUFFIX="-quick"
 RUN_ID="$(date -u +%Y%m%d-%H%M%S)$MODE_SUFFIX"
 ART="$REPO_ROOT/artifacts/compare/$RUN_ID"
 mkdir -p "$ART/logs" "$ART/raw" "$ART/plots"
+LOG_DIR="$ART/logs"
 
 # Run from a copy of the binaries: on a shared checkout someone may rebuild or clean bin/ during the run, and the next
 # harness call or a restarted process would then load another build, or nothing. The .NET processes start through a
 # link to their apphost named t2-compare-*, so their command lines are told apart from everyone else's
 # (`pkill -f TunnelServer.dll` elsewhere on a shared machine must not end a measurement).
-snapshot() { mkdir -p "$ART/bin/$1" && cp -a "$2/." "$ART/bin/$1/" && echo "$ART/bin/$1"; }
 link_apphost() { ln -sf "$2" "$1/t2-compare-$3"; }
-BACKEND_DIR="$(snapshot backend "$BACKEND_DIR")"
+BACKEND_DIR="$(snapshot "$BACKEND_DIR" "$ART/bin/backend")"
 link_apphost "$BACKEND_DIR" TestBackend backend
 if wants tunnel; then
-  SERVER_DIR="$(snapshot server "$SERVER_DIR")"
-  CLIENT_DIR="$(snapshot client "$CLIENT_DIR")"
+  SERVER_DIR="$(snapshot "$SERVER_DIR" "$ART/bin/server")"
+  CLIENT_DIR="$(snapshot "$CLIENT_DIR" "$ART/bin/client")"
   link_apphost "$SERVER_DIR" TunnelServer server
   link_apphost "$CLIENT_DIR" TunnelClient client
 fi
 if wants yarp; then
-  YARP_DIR="$(snapshot yarp "$YARP_DIR")"
+  YARP_DIR="$(snapshot "$YARP_DIR" "$ART/bin/yarp")"
   link_apphost "$YARP_DIR" YarpBaseline yarp
 fi
-HARNESS_DLL="$(snapshot harness "$(dirname "$HARNESS_DLL")")/LoadTests.dll"
+HARNESS_DLL="$(snapshot "$(dirname "$HARNESS_DLL")" "$ART/bin/harness")/LoadTests.dll"
 RESULTS="$ART/results.tsv"      # kind  path  key  rep  value
 COMMANDS="$ART/commands.tsv"    # kind  path  command (one representative command per row of the doc)
 : >"$RESULTS"
 : >"$COMMANDS"
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-MACHINE="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
+LOAD_START="$(load_average)"
+MACHINE="$(machine_info)"
 # wrk -v exits 1 after printing its version; nginx -v prints to stderr.
-SOFTWARE=".NET $(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
+SOFTWARE=".NET $(dotnet_runtime_version)"
 SOFTWARE+=", nginx $( (nginx -v 2>&1 || true) | sed 's/.*nginx\///'), $(ssh -V 2>&1 | cut -d, -f1) (default cipher)"
 SOFTWARE+=", wrk $( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }'), curl $(curl -V | awk 'NR == 1 { print $2 }')"
-CODE="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if git status --porcelain -- src 2>/dev/null | grep -q .; then CODE+=" + uncommitted src changes"; fi
+commit_info
+CODE="commit $COMMIT$DIRTY"
 STARTED_AT="$(date -u '+%Y-%m-%d %H:%M UTC')"
 SECONDS=0
 
 # ---------------------------------------------------------------------------------------------------- processes
-STARTED_PIDS=()
-STARTED_NAMES=()
-WATCHDOG_PID=""
 SAMPLER_PID=""
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-stop_pid() {
-  local name="$1" pid="$2" n
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $name (PID $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < STOP_ATTEMPTS; n++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  log "$name did not stop; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317
-stop_all() {
-  local i pid children
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-    pid="${STARTED_PIDS[$i]}"
-    # sshd's per-connection processes outlive the listener; they were started for this run, so they go too.
-    children="$(pgrep -P "$pid" 2>/dev/null || true)"
-    stop_pid "${STARTED_NAMES[$i]}" "$pid"
-    for child in $children; do stop_pid "${STARTED_NAMES[$i]} child" "$child"; done
-  done
-  STARTED_PIDS=()
-  STARTED_NAMES=()
-}
-
-# shellcheck disable=SC2317
-on_exit() {
-  local code=$?
-  if [[ -n "$WATCHDOG_PID" ]]; then kill "$WATCHDOG_PID" 2>/dev/null || true; fi
-  if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
-  stop_all
-  exit "$code"
-}
-# shellcheck disable=SC2317
-on_signal() {
-  log "interrupted (or the ${HARD_CAP_SECONDS} s hard cap was reached)"
-  exit 130
-}
-trap on_exit EXIT
-trap on_signal INT TERM
-
+# shellcheck disable=SC2317  # called from on_exit
+cleanup_first() { [[ -z "$SAMPLER_PID" ]] || kill "$SAMPLER_PID" 2>/dev/null || true; }
+INTERRUPT_MESSAGE="interrupted (or the ${HARD_CAP_SECONDS} s hard cap was reached)"
+install_traps
 # The whole run is bounded: after the hard cap the script receives SIGTERM and cleans up.
-# Killing the watchdog (on exit) also ends its sleep.
-(
-  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "$HARD_CAP_SECONDS" &
-  sleeper=$!
-  wait "$sleeper" && kill -TERM $$ 2>/dev/null
-) >/dev/null 2>&1 &
-WATCHDOG_PID=$!
-
-port_owner() { ss -H -ltnp "sport = :$1" 2>/dev/null || true; }
-port_pid() { port_owner "$1" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; }
-
-require_free() {
-  local owner
-  owner="$(port_owner "$1")"
-  [[ -z "$owner" ]] || die "port $1 is already in use ($owner); stop it, or use --reuse for 12007/12000"
-}
-
-# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR, logs to the run folder; PID in LAST_PID.
-start() {
-  local name="$1" dir="$2"; shift 2
-  local env_vars=()
-  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
-  shift
-  (cd "$dir" && exec env "${env_vars[@]}" "$@") >>"$ART/logs/$name.log" 2>&1 &
-  LAST_PID=$!
-  STARTED_PIDS+=("$LAST_PID")
-  STARTED_NAMES+=("$name")
-  log "started $name (PID $LAST_PID)"
-}
-
-wait_ready() {
-  local name="$1" url="$2" pid="$3" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-      log "$name ready ($url)"
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$ART/logs/$name.log" >&2 || true
-      die "$name exited before it was ready"
-    fi
-    sleep 0.5
-  done
-  tail -n 30 "$ART/logs/$name.log" >&2 || true
-  die "$name not ready after $((READY_ATTEMPTS / 2)) s ($url)"
-}
+start_watchdog "$HARD_CAP_SECONDS"
 
 # Every process is started by a function, so one that disappears mid-run (another user's `pkill -f TunnelServer.dll`
 # on a shared machine) is restarted before the next measurement; restarts are counted and reported.
@@ -562,9 +449,6 @@ proxy_processes() {
   esac
 }
 
-# 1073741824 → "1 GiB", 268435456 → "256 MiB".
-human_bytes() { awk -v b="$1" 'BEGIN { if (b % 1073741824 == 0) printf "%d GiB", b / 1073741824; else printf "%d MiB", b / 1048576 }'; }
-
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
 command_for() { grep -q "^$1	$2	" "$COMMANDS" || printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$COMMANDS"; }
 harness() { dotnet "$HARNESS_DLL" "$@"; }
@@ -802,7 +686,7 @@ if ((trace)) && wants tunnel; then
   trace client "$CLIENT_PID"
 fi
 
-LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_END="$(load_average)"
 ELAPSED=$SECONDS
 log "measurements done in ${ELAPSED} s; load average at end: $LOAD_END"
 RESTARTED="${RESTARTS[*]:-}"

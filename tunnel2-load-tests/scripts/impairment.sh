@@ -27,14 +27,13 @@
 # it started, also on Ctrl-C. Exit code: 0 done (whatever the numbers), 1 the script failed, 130 interrupted.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BASE_PORT="${TUNNEL2_IMP_BASE_PORT:-12200}"
 SERVER_PORT=$BASE_PORT
 BACKEND_PORT=$((BASE_PORT + 7))
 PROXY_TUNNEL_PORT=$((BASE_PORT + 10))
 PROXY_RAW_PORT=$((BASE_PORT + 11))
-SESSION=22222222-2222-2222-2222-222222222222
 BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
 SERVER_URL="http://127.0.0.1:$SERVER_PORT"
 RAW_URL="http://127.0.0.1:$PROXY_RAW_PORT"
@@ -43,12 +42,14 @@ PAYLOAD=2GiB            # TestBackend's largest /loadtest/bytes: one request spa
 LATENCY_RPS=20
 LATENCY_SECONDS=10
 SMALL_WINDOW=65536
-READY_ATTEMPTS=100      # × 0.2 s
-STOP_ATTEMPTS=20        # × 0.5 s before SIGKILL
-
-die() { echo "impairment: $*" >&2; exit 1; }
-log() { echo "impairment: $(date -u +%H:%M:%S) $*"; }
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+READY_ATTEMPTS=100
+READY_INTERVAL=0.2
+READY_CURL_TIMEOUT=5
+READY_TAIL=20
+LOG_TIME=1
+START_LOG=none
+STOP_LOG=0
+INTERRUPT_MESSAGE="interrupted; stopping everything this script started"
 
 seconds=10
 reps=2
@@ -95,12 +96,9 @@ command -v jq >/dev/null || die "jq not found (apt-get install jq)"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 cd "$REPO_ROOT"
 if ((build)); then
-  for project in src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
-      tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/FaultProxy/FaultProxy.csproj \
-      tunnel2-load-tests/LoadTests/LoadTests.csproj; do
-    log "dotnet build $project -c Release"
-    dotnet build "$project" -c Release -nologo -v quiet >/dev/null || die "build of $project failed"
-  done
+  build_projects src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
+    tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/FaultProxy/FaultProxy.csproj \
+    tunnel2-load-tests/LoadTests/LoadTests.csproj
 fi
 BACKEND_DIR=tunnel2-load-tests/TestBackend/bin/Release/net10.0
 SERVER_DIR=src/TunnelServer/bin/Release/net10.0
@@ -113,88 +111,30 @@ done
 
 RUN_DIR="$REPO_ROOT/artifacts/impairment/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/raw"
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOG_DIR="$RUN_DIR/logs"
+LOAD_BEFORE="$(load_average)"
 
 # ---------------------------------------------------------------------------------------------------- processes
-declare -A PIDS=()
 declare -A CONTROL_FDS=()
-
-# shellcheck disable=SC2317  # called from the traps
-stop_one() {
-  local name="$1" pid="${PIDS[$1]:-}" fd="${CONTROL_FDS[$1]:-}" n
-  [[ -n "$pid" ]] || return 0
-  unset "PIDS[$name]"
-  if [[ -n "$fd" ]]; then
-    exec {fd}>&- || true
-    unset "CONTROL_FDS[$name]"
-  fi
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < STOP_ATTEMPTS; n++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  log "$name (PID $pid) did not stop; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
+# shellcheck disable=SC2317  # called from on_exit
+close_controls() {
+  local name fd
+  for name in "${!CONTROL_FDS[@]}"; do fd=${CONTROL_FDS[$name]}; exec {fd}>&- || true; done
+  CONTROL_FDS=()
 }
-# shellcheck disable=SC2317
-stop_all() {
-  local name
-  for name in TunnelClient TunnelServer proxy-tunnel proxy-raw TestBackend; do stop_one "$name"; done
-}
-# shellcheck disable=SC2317
-on_signal() {
-  log "interrupted; stopping everything this script started"
-  trap - EXIT
-  stop_all
-  exit 130
-}
-trap stop_all EXIT
-trap on_signal INT TERM
-
-port_free() {
-  local owner
-  owner="$(ss -H -ltnp "sport = :$1" 2>/dev/null || true)"
-  [[ -z "$owner" ]] || die "port $1 is in use: $owner"
-}
-
-# start NAME DIR ENV... -- COMMAND...
-start() {
-  local name="$1" dir="$2"; shift 2
-  local env_vars=()
-  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
-  shift
-  (cd "$dir" && exec env "${env_vars[@]}" "$@") >>"$RUN_DIR/logs/$name.log" 2>&1 &
-  PIDS[$name]=$!
-}
-
-wait_ready() {
-  local name="$1" url="$2" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if curl --noproxy '*' -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; then return 0; fi
-    kill -0 "${PIDS[$name]}" 2>/dev/null || { tail -n 20 "$RUN_DIR/logs/$name.log" >&2; die "$name exited before it was ready"; }
-    sleep 0.2
-  done
-  tail -n 20 "$RUN_DIR/logs/$name.log" >&2
-  die "$name not ready after $((READY_ATTEMPTS / 5)) s ($url)"
-}
+cleanup_first() { close_controls; }
+install_traps
 
 # A FaultProxy whose standard input is a FIFO this script keeps open, so toxics change while connections stay up.
 start_proxy() {
   local name="$1" target="$2" port="$3" fifo="$RUN_DIR/$1.ctl" fd
   mkfifo "$fifo"
   (exec dotnet "$PROXY_DLL" --target "$target" --listen "127.0.0.1:$port" --buffer-size "$buffer_size" --seed 1 <"$fifo") \
-    >>"$RUN_DIR/logs/$name.log" 2>&1 &
-  PIDS[$name]=$!
+    >>"$LOG_DIR/$name.log" 2>&1 &
+  track "$name" "$!"
   exec {fd}>"$fifo"
   CONTROL_FDS[$name]=$fd
-  local n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    grep -q '^listening' "$RUN_DIR/logs/$name.log" 2>/dev/null && return 0
-    kill -0 "${PIDS[$name]}" 2>/dev/null || { cat "$RUN_DIR/logs/$name.log" >&2; die "$name exited"; }
-    sleep 0.2
-  done
-  die "$name did not start listening"
+  wait_until "$name" "$LAST_PID" "" grep -q '^listening' "$LOG_DIR/$name.log"
 }
 
 proxy_command() { # NAME COMMAND...: one control line; the reply lands in the proxy's log
@@ -204,15 +144,14 @@ proxy_command() { # NAME COMMAND...: one control line; the reply lands in the pr
 # The tunnel: server (Production, dev grant) and client (Development) dialling through the tunnel proxy.
 # Extra arguments (NAME=VALUE) go to both, e.g. the window limits.
 start_tunnel() {
-  local dev_hash
-  dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
-  start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-    Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" "$@" \
-    -- dotnet TunnelServer.dll --urls "$SERVER_URL"
+  dev_grant_env
+  start TunnelServer "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" "$@" -- dotnet TunnelServer.dll --urls "$SERVER_URL"
+  SERVER_PID=$LAST_PID
   wait_ready TunnelServer "$SERVER_URL/healthz"
   start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development \
     Tunnel__Server="http://127.0.0.1:$PROXY_TUNNEL_PORT" Tunnel__Backend="$BACKEND_URL" "Tunnel__Routes__/loadtest=$BACKEND_URL" \
     Tunnel__StatusUrl= "$@" -- dotnet TunnelClient.dll
+  CLIENT_PID=$LAST_PID
   wait_ready TunnelClient "$TUNNEL_BASE/loadtest/ping"
 }
 
@@ -261,16 +200,18 @@ latency() {
   fi
 }
 
-fmt() { awk -v v="$1" 'BEGIN { if (v == "" || v == "-") print "–"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
+# VALUE with 3 significant digits at most (100+: none after the point, 10+: one, else two); "–" when there is none.
+fmt_sig() { awk -v v="$1" 'BEGIN { if (v == "" || v == "-") print "–"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.0f %%", a / b * 100 }'; }
 
 # ---------------------------------------------------------------------------------------------------- start
-for port in "$SERVER_PORT" "$BACKEND_PORT" "$PROXY_TUNNEL_PORT" "$PROXY_RAW_PORT"; do port_free "$port"; done
+for port in "$SERVER_PORT" "$BACKEND_PORT" "$PROXY_TUNNEL_PORT" "$PROXY_RAW_PORT"; do require_free "$port"; done
 start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
 wait_ready TestBackend "$BACKEND_URL/loadtest/ping"
 start_proxy proxy-raw "127.0.0.1:$BACKEND_PORT" "$PROXY_RAW_PORT"
+RAW_PROXY_PID=$LAST_PID
 start_proxy proxy-tunnel "127.0.0.1:$SERVER_PORT" "$PROXY_TUNNEL_PORT"
-wait_ready proxy-raw "$RAW_URL/loadtest/ping"
+wait_ready proxy-raw "$RAW_URL/loadtest/ping" "$RAW_PROXY_PID"
 start_tunnel
 log "TestBackend $BACKEND_URL, raw proxy $RAW_URL, tunnel $SERVER_URL via proxy :$PROXY_TUNNEL_PORT; run folder $RUN_DIR"
 
@@ -283,7 +224,7 @@ for row in "${ROWS[@]}"; do
     RESULT[$row,$label]="$mibs"
     RESULT[$row,$label,failed]="$failures"
   done < <(speed "$RUN_DIR/raw/speed-$row.json" "raw=$RAW_URL/loadtest/bytes/{size}" "tunnel=$TUNNEL_BASE/loadtest/bytes/{size}")
-  log "  download MiB/s: raw $(fmt "${RESULT[$row,raw]:-}"), tunnel $(fmt "${RESULT[$row,tunnel]:-}")"
+  log "  download MiB/s: raw $(fmt_sig "${RESULT[$row,raw]:-}"), tunnel $(fmt_sig "${RESULT[$row,tunnel]:-}")"
   read -r p50 p99 failed requests < <(latency "$RUN_DIR/raw/rate-$row-raw.json" "$RAW_URL/loadtest/get")
   RESULT[$row,raw,p50]=$p50; RESULT[$row,raw,p99]=$p99; RESULT[$row,raw,lfail]="$failed/$requests"
   read -r p50 p99 failed requests < <(latency "$RUN_DIR/raw/rate-$row-tunnel.json" "$TUNNEL_BASE/loadtest/get")
@@ -292,8 +233,8 @@ for row in "${ROWS[@]}"; do
 done
 
 log "restarting the tunnel with ${SMALL_WINDOW}-byte stream windows on both sides"
-stop_one TunnelClient
-stop_one TunnelServer
+stop_pid TunnelClient "$CLIENT_PID"
+stop_pid TunnelServer "$SERVER_PID"
 start_tunnel Tunnel__Limits__InitialStreamWindowSize=$SMALL_WINDOW Tunnel__Limits__MaxStreamWindowSize=$SMALL_WINDOW
 for row in "${ROWS[@]}"; do
   set_impairment "$row"
@@ -301,10 +242,11 @@ for row in "${ROWS[@]}"; do
     RESULT[$row,$label]="$mibs"
     RESULT[$row,$label,failed]="$failures"
   done < <(speed "$RUN_DIR/raw/speed-$row-small.json" "tunnel64k=$TUNNEL_BASE/loadtest/bytes/{size}")
-  log "row $(row_spec "$row" | cut -d'|' -f1): 64 KiB window $(fmt "${RESULT[$row,tunnel64k]:-}") MiB/s"
+  log "row $(row_spec "$row" | cut -d'|' -f1): 64 KiB window $(fmt_sig "${RESULT[$row,tunnel64k]:-}") MiB/s"
 done
+close_controls
 stop_all
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_AFTER="$(load_average)"
 
 # ---------------------------------------------------------------------------------------------------- table
 {
@@ -317,7 +259,7 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
   for row in "${ROWS[@]}"; do
     raw="${RESULT[$row,raw]:-}"; tunnel="${RESULT[$row,tunnel]:-}"; small="${RESULT[$row,tunnel64k]:-}"
-    echo "| $(row_spec "$row" | cut -d'|' -f1) | $(fmt "$raw") | $(fmt "$tunnel") | $(pct "$tunnel" "$raw") | $(fmt "$small") | $(pct "$small" "$raw") | $(fmt "${RESULT[$row,raw,p50]}") / $(fmt "${RESULT[$row,raw,p99]}") | $(fmt "${RESULT[$row,tunnel,p50]}") / $(fmt "${RESULT[$row,tunnel,p99]}") | ${RESULT[$row,raw,lfail]} / ${RESULT[$row,tunnel,lfail]} |"
+    echo "| $(row_spec "$row" | cut -d'|' -f1) | $(fmt_sig "$raw") | $(fmt_sig "$tunnel") | $(pct "$tunnel" "$raw") | $(fmt_sig "$small") | $(pct "$small" "$raw") | $(fmt_sig "${RESULT[$row,raw,p50]}") / $(fmt_sig "${RESULT[$row,raw,p99]}") | $(fmt_sig "${RESULT[$row,tunnel,p50]}") / $(fmt_sig "${RESULT[$row,tunnel,p99]}") | ${RESULT[$row,raw,lfail]} / ${RESULT[$row,tunnel,lfail]} |"
   done
   echo
   echo "MiB/s: medians of $reps alternated runs of ${seconds} s each (after a 2 s unmeasured warm-up), one stream, one"
@@ -339,13 +281,8 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 cat "$RUN_DIR/table.md"
 
 if ((write_doc)); then
-  doc="$REPO_ROOT/docs/reliability.md"
-  if grep -q '<!-- impairment:begin -->' "$doc" && grep -q '<!-- impairment:end -->' "$doc"; then
-    awk -v table="$RUN_DIR/table.md" '
-      /<!-- impairment:begin -->/ { print; while ((getline line < table) > 0) print line; skipping = 1; next }
-      /<!-- impairment:end -->/ { skipping = 0 }
-      !skipping { print }
-    ' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
+  { echo "<!-- impairment:begin -->"; cat "$RUN_DIR/table.md"; echo "<!-- impairment:end -->"; } >"$RUN_DIR/section.md"
+  if replace_section "$REPO_ROOT/docs/reliability.md" "$RUN_DIR/section.md" "<!-- impairment:begin -->" "<!-- impairment:end -->"; then
     log "table written into docs/reliability.md"
   else
     log "docs/reliability.md has no <!-- impairment:begin/end --> markers; table left in $RUN_DIR/table.md"

@@ -24,20 +24,15 @@
 # Exit code: 0 when every benchmark ran, 1 when the script failed, 130 when interrupted.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SESSION=22222222-2222-2222-2222-222222222222
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 REDIS_PORT="${TUNNEL2_REDIS_PORT:-12079}"
 TUNNEL_PORT="${TUNNEL2_TUNNEL_PORT:-12000}"
 TCP_PORT="${TUNNEL2_TCP_PORT:-12080}"
-READY_ATTEMPTS=60   # × 0.5 s
 DOC="$REPO_ROOT/docs/performance.md"
 BEGIN_MARK="<!-- redis:begin -->"
 END_MARK="<!-- redis:end -->"
-
-die() { echo "redis-bench: $*" >&2; exit 1; }
-log() { echo "redis-bench: $*"; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+PORT_IN_USE="port {port} is in use (move it with the environment variables above)"
 
 requests=100000
 clients=50
@@ -60,16 +55,7 @@ while (($#)); do
 done
 
 # ---------------------------------------------------------------------------------------------------- tools
-SUDO=""; ((EUID == 0)) || SUDO="sudo"
-missing=()
-for pkg in redis-server redis-tools curl; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  log "installing ${missing[*]} (apt)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+apt_install_missing redis-server redis-tools curl
 command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK"
 
 cd "$REPO_ROOT"
@@ -81,72 +67,36 @@ fi
 
 RUN_DIR="$REPO_ROOT/artifacts/redis/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/raw" "$RUN_DIR/redis"
-# A copy of the binaries: on a shared checkout someone may rebuild bin/ during the run.
-cp -a src/TunnelServer/bin/Release/net10.0 "$RUN_DIR/server"
-cp -a src/TunnelClient/bin/Release/net10.0 "$RUN_DIR/client"
+LOG_DIR="$RUN_DIR/logs"
+snapshot src/TunnelServer/bin/Release/net10.0 "$RUN_DIR/server" >/dev/null
+snapshot src/TunnelClient/bin/Release/net10.0 "$RUN_DIR/client" >/dev/null
 
 # ---------------------------------------------------------------------------------------------------- processes
-PIDS=()
-NAMES=()
-# shellcheck disable=SC2317  # trap handler
-stop_all() {
-  local i pid n
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    pid="${PIDS[$i]}"
-    kill -0 "$pid" 2>/dev/null || continue
-    log "stopping ${NAMES[$i]} (PID $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((n = 0; n < 20; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-}
-trap stop_all EXIT
-trap 'log interrupted; exit 130' INT TERM
+install_traps
 
-port_free() {
-  [[ -z "$(ss -H -ltn "sport = :$1" 2>/dev/null)" ]] || die "port $1 is in use (move it with the environment variables above)"
-}
-
-start() {
-  local name="$1" dir="$2"; shift 2
-  (cd "$dir" && exec "$@") >"$RUN_DIR/logs/$name.log" 2>&1 &
-  PIDS+=("$!"); NAMES+=("$name")
-  log "started $name (PID $!)"
-}
-
-wait_for() {
-  local what="$1" n; shift
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.5
-  done
-  die "$what not ready after $((READY_ATTEMPTS / 2)) s"
-}
-
-port_free "$REDIS_PORT"; port_free "$TUNNEL_PORT"; port_free "$TCP_PORT"
-start redis "$RUN_DIR/redis" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+require_free "$REDIS_PORT"; require_free "$TUNNEL_PORT"; require_free "$TCP_PORT"
+start redis "$RUN_DIR/redis" -- redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$RUN_DIR/redis" --daemonize no --loglevel notice
-wait_for redis-server redis-cli -p "$REDIS_PORT" ping
+wait_until redis-server "$LAST_PID" "" redis-cli -p "$REDIS_PORT" ping
 
-dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
-start TunnelServer "$RUN_DIR/server" env ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-  Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
+dev_grant_env
+start TunnelServer "$RUN_DIR/server" "${DEV_GRANT_ENV[@]}" \
   Tunnel__Tcp__Enabled=true Tunnel__Tcp__PortRangeStart="$TCP_PORT" Tunnel__Tcp__PortRangeEnd="$TCP_PORT" \
-  dotnet TunnelServer.dll --urls "http://127.0.0.1:$TUNNEL_PORT"
-wait_for TunnelServer curl -fsS "http://127.0.0.1:$TUNNEL_PORT/healthz"
+  -- dotnet TunnelServer.dll --urls "http://127.0.0.1:$TUNNEL_PORT"
+wait_until TunnelServer "$LAST_PID" "" http_ok "http://127.0.0.1:$TUNNEL_PORT/healthz"
 
 # Development configuration for the dev token and session; no HTTP backend is needed, no status endpoint wanted.
-start TunnelClient "$RUN_DIR/client" env DOTNET_ENVIRONMENT=Development Tunnel__StatusUrl= \
-  dotnet TunnelClient.dll --server "http://127.0.0.1:$TUNNEL_PORT" --backend http://127.0.0.1:9 \
+start TunnelClient "$RUN_DIR/client" DOTNET_ENVIRONMENT=Development Tunnel__StatusUrl= \
+  -- dotnet TunnelClient.dll --server "http://127.0.0.1:$TUNNEL_PORT" --backend http://127.0.0.1:9 \
   --uplinks "$uplinks" --tcp "redis=127.0.0.1:$REDIS_PORT"
-wait_for "TunnelClient's TCP service" grep -q "Tunnel2: tcp redis " "$RUN_DIR/logs/TunnelClient.log"
+wait_until "TunnelClient's TCP service" "$LAST_PID" "" grep -q "Tunnel2: tcp redis " "$RUN_DIR/logs/TunnelClient.log"
 announced="$(grep -o 'Tunnel2: tcp redis [^ ]*' "$RUN_DIR/logs/TunnelClient.log" | head -n1)"
 log "$announced"
 [[ "$announced" == *":$TCP_PORT" ]] || die "expected the service on port $TCP_PORT: $announced"
-wait_for "redis through the tunnel" sh -c "redis-cli -p $TCP_PORT ping | grep -q PONG"
+wait_until "redis through the tunnel" "" "" sh -c "redis-cli -p $TCP_PORT ping | grep -q PONG"
 
 # ---------------------------------------------------------------------------------------------------- runs
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(load_average)"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
 T0=$SECONDS
 for ((rep = 1; rep <= repeat; rep++)); do
@@ -160,22 +110,20 @@ for ((rep = 1; rep <= repeat; rep++)); do
     done
   done
 done
-LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_END="$(load_average)"
 ELAPSED=$((SECONDS - T0))
 
 # ---------------------------------------------------------------------------------------------------- report
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # field: 2 rps, 5 p50, 7 p99 (redis-benchmark 7 --csv: test, rps, avg, min, p50, p95, p99, max)
 value() { # path depth test field
-  cat "$RUN_DIR/raw/$1-P$2-"*.csv | awk -F'","' -v t="\"$3" -v f="$4" '$1 == t { gsub(/"/, "", $f); print $f }' | median
+  cat "$RUN_DIR/raw/$1-P$2-"*.csv | awk -F'","' -v t="\"$3" -v f="$4" '$1 == t { gsub(/"/, "", $f); print $f }' | median_of nan
 }
-fmt_rps() { awk -v v="$1" 'BEGIN { printf "%\047.0f", v }'; }
+fmt_rps() { fmt "%'.0f" "$1"; }
 
-MACHINE="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
+MACHINE="$(machine_info)"
 REDIS_VERSION="$(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)"
-DOTNET_VERSION="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
-COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-DIRTY=""; [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- src 2>/dev/null)" ]] && DIRTY=" + uncommitted src changes"
+DOTNET_VERSION="$(dotnet_runtime_version)"
+commit_info
 SECTION="$RUN_DIR/section.md"
 {
   echo "$BEGIN_MARK"
@@ -208,15 +156,7 @@ SECTION="$RUN_DIR/section.md"
 cat "$SECTION"
 
 if ((doc)); then
-  if grep -qxF "$BEGIN_MARK" "$DOC" && grep -qxF "$END_MARK" "$DOC"; then
-    awk -v section="$SECTION" -v begin="$BEGIN_MARK" -v end="$END_MARK" '
-      $0 == begin && !done { while ((getline line < section) > 0) print line; skipping = 1; done = 1; next }
-      $0 == end && skipping { skipping = 0; next }
-      !skipping { print }' "$DOC" >"$DOC.tmp.$$"
-    mv "$DOC.tmp.$$" "$DOC"
-  else
-    { echo; cat "$SECTION"; } >>"$DOC"
-  fi
+  write_doc_section "$DOC" "$SECTION" "$BEGIN_MARK" "$END_MARK"
   log "wrote $DOC"
 fi
 log "artifacts: $RUN_DIR"

@@ -23,25 +23,23 @@
 # this script itself fails (missing tool, port in use, a process not ready).
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # The ports are the project's contract (TunnelClient's Development config forwards to 12007 and 12005); override
 # them only to run the direct targets beside another copy of the stack.
 BACKEND_PORT="${TUNNEL2_BACKEND_PORT:-12007}"
 HTTPBIN_PORT="${TUNNEL2_HTTPBIN_PORT:-12005}"
 TUNNEL_PORT="${TUNNEL2_TUNNEL_PORT:-12000}"
-SESSION=22222222-2222-2222-2222-222222222222
 BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
 HTTPBIN_URL="http://127.0.0.1:$HTTPBIN_PORT"
 TUNNEL_URL="http://127.0.0.1:$TUNNEL_PORT"
-READY_ATTEMPTS=60      # × 0.5 s
-STOP_ATTEMPTS=20       # × 0.5 s before SIGKILL
 APT_PACKAGES=(python3-httpbin gunicorn python3-gevent)
-
-die() { echo "run-ramp-up: $*" >&2; exit 1; }
-log() { echo "run-ramp-up: $*"; }
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+READY_LOG=1
+START_LOG=path
+PORT_IN_USE="port {port} is already in use:
+{owner}
+run-ramp-up: free port {port} (or point LoadTests at the running services yourself, see tunnel2-load-tests/README.md)"
 
 # ---------------------------------------------------------------------------------------------------- arguments
 profile=""
@@ -101,24 +99,6 @@ need_httpbin=0; [[ ",$targets," == *",httpbin-"* ]] && need_httpbin=1
 need_tunnel=0; [[ "$targets" == *"-tunnel"* ]] && need_tunnel=1
 
 # ---------------------------------------------------------------------------------------------------- tools
-SUDO=""
-if ((EUID != 0)); then
-  command -v sudo >/dev/null || die "not root and no sudo: install ${APT_PACKAGES[*]} curl iproute2 yourself"
-  SUDO="sudo"
-fi
-
-apt_install_missing() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]} (apt)"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-}
-
 command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK (global.json pins 10.0.100, latestFeature)"
 tools=(curl iproute2)
 ((need_httpbin && !docker_mode)) && tools+=("${APT_PACKAGES[@]}")
@@ -157,33 +137,9 @@ run_suffix=""
 if ((docker_mode)); then run_suffix="-docker"; fi
 RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile$run_suffix"
 mkdir -p "$RUN_DIR/logs"
+LOG_DIR="$RUN_DIR/logs"
 
 # ---------------------------------------------------------------------------------------------------- processes
-STARTED_PIDS=()
-STARTED_NAMES=()
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-stop_all() {
-  local i pid name n
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-    pid="${STARTED_PIDS[$i]}"; name="${STARTED_NAMES[$i]}"
-    kill -0 "$pid" 2>/dev/null || continue
-    log "stopping $name (PID $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((n = 0; n < STOP_ATTEMPTS; n++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  STARTED_PIDS=()
-  STARTED_NAMES=()
-  compose_down
-}
-
 # shellcheck disable=SC2317  # trap handlers
 on_exit() {
   local code=$?
@@ -198,7 +154,9 @@ on_exit() {
       log "--keep-running: the compose project is still up; stop it with: docker-compose -f $COMPOSE_FILE down"
     fi
   else
+    trap '' INT TERM   # a second Ctrl-C must not cut the clean-up short
     stop_all
+    compose_down
   fi
   exit "$code"
 }
@@ -209,57 +167,11 @@ on_signal() {
   if [[ -n "${HARNESS_PID:-}" ]] && kill -0 "$HARNESS_PID" 2>/dev/null; then
     # SIGTERM (a background job ignores SIGINT): the harness cancels, drains and writes its partial report.
     log "stopping the harness (it writes a partial report)"
-    kill -TERM "$HARNESS_PID" 2>/dev/null || true
-    local n
-    for ((n = 0; n < 80; n++)); do
-      kill -0 "$HARNESS_PID" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -KILL "$HARNESS_PID" 2>/dev/null || true
+    STOP_LOG=0 stop_pid LoadTests "$HARNESS_PID" 80
   fi
   exit 130
 }
-trap on_exit EXIT
-trap on_signal INT TERM
-
-port_free() {
-  local port="$1" owner
-  owner="$(ss -H -ltnp "sport = :$port" 2>/dev/null || true)"
-  if [[ -n "$owner" ]]; then
-    echo "run-ramp-up: port $port is already in use:" >&2
-    echo "$owner" >&2
-    die "free port $port (or point LoadTests at the running services yourself, see tunnel2-load-tests/README.md)"
-  fi
-}
-
-# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR (so appsettings*.json are found), logs to the run folder.
-start() {
-  local name="$1" dir="$2"; shift 2
-  local env_vars=()
-  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
-  shift
-  (cd "$dir" && exec env "${env_vars[@]}" "$@") >"$RUN_DIR/logs/$name.log" 2>&1 &
-  STARTED_PIDS+=("$!")
-  STARTED_NAMES+=("$name")
-  log "started $name (PID $!), log: $RUN_DIR/logs/$name.log"
-}
-
-wait_ready() {
-  local name="$1" url="$2" pid="${STARTED_PIDS[-1]}" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-      log "$name ready ($url)"
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$RUN_DIR/logs/$name.log" >&2 || true
-      die "$name exited before it was ready"
-    fi
-    sleep 0.5
-  done
-  tail -n 30 "$RUN_DIR/logs/$name.log" >&2 || true
-  die "$name not ready after $((READY_ATTEMPTS / 2)) s ($url)"
-}
+install_traps
 
 # ---------------------------------------------------------------------------------------------------- docker
 # --docker: the compose dev system instead of local processes. The harness finds the containers by their compose
@@ -288,7 +200,7 @@ if ((docker_mode)); then
   if [[ -n "$(docker-compose -f "$COMPOSE_FILE" ps -q 2>/dev/null)" ]]; then
     die "the compose project is already up: stop it first (docker-compose -f $COMPOSE_FILE down), or run LoadTests run --docker against it yourself"
   fi
-  port_free "$BACKEND_PORT"; port_free "$HTTPBIN_PORT"; port_free "$TUNNEL_PORT"
+  require_free "$BACKEND_PORT"; require_free "$HTTPBIN_PORT"; require_free "$TUNNEL_PORT"
   # The compose file publishes on the same TUNNEL2_*_PORT variables, so moved ports move there too.
   export TUNNEL2_BACKEND_PORT="$BACKEND_PORT" TUNNEL2_HTTPBIN_PORT="$HTTPBIN_PORT" TUNNEL2_TUNNEL_PORT="$TUNNEL_PORT"
   log "docker-compose up -d ($COMPOSE_FILE)"
@@ -309,9 +221,9 @@ fi
 
 harness_pids=()
 if ((!docker_mode)); then
-  port_free "$BACKEND_PORT"
-  ((need_httpbin)) && port_free "$HTTPBIN_PORT"
-  ((need_tunnel)) && port_free "$TUNNEL_PORT"
+  require_free "$BACKEND_PORT"
+  ((need_httpbin)) && require_free "$HTTPBIN_PORT"
+  ((need_tunnel)) && require_free "$TUNNEL_PORT"
 
   start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
   wait_ready TestBackend "$BACKEND_URL/loadtest/ping"
@@ -322,16 +234,13 @@ if ((!docker_mode)); then
   fi
 
   if ((need_tunnel)); then
-    # Production environment (no developer exception page on every request, as deployed), with the Development
-    # configuration's dev grant passed in: the hash is read from appsettings.Development.json, its single home.
-    dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' "$REPO_ROOT/src/TunnelServer/appsettings.Development.json" | grep -o '[0-9a-f]\{64\}')
-    start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-      Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
-      -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
-    SERVER_PID="${STARTED_PIDS[-1]}"
+    # Production, with the dev grant from the environment (lib/common.sh).
+    dev_grant_env
+    start TunnelServer "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+    SERVER_PID=$LAST_PID
     wait_ready TunnelServer "$TUNNEL_URL/healthz"
     start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development -- dotnet TunnelClient.dll
-    CLIENT_PID="${STARTED_PIDS[-1]}"
+    CLIENT_PID=$LAST_PID
     wait_ready TunnelClient "$TUNNEL_URL/session/$SESSION/loadtest/ping"
     harness_pids=(--server-pid "$SERVER_PID" --client-pid "$CLIENT_PID")
   fi

@@ -40,21 +40,18 @@
 # them), 1 when the script failed, 2 bad argument, 130 when interrupted or the time cap was reached.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SESSION=22222222-2222-2222-2222-222222222222
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 PORT_BASE="${TUNNEL2_SCALEOUT_PORT:-12400}"
 REDIS_PORT="${TUNNEL2_SCALEOUT_REDIS_PORT:-12479}"
 BACKEND_PORT=$((PORT_BASE + 10))
-READY_ATTEMPTS=60   # × 0.5 s
-STOP_ATTEMPTS=20    # × 0.5 s, then SIGKILL
 DOC="$REPO_ROOT/docs/performance.md"
 BEGIN_MARK="<!-- scaleout:begin -->"
 END_MARK="<!-- scaleout:end -->"
+READY_LOG=1
+PORT_IN_USE="port {port} is already in use ({owner}); move the ports with TUNNEL2_SCALEOUT_PORT / TUNNEL2_SCALEOUT_REDIS_PORT"
+INTERRUPT_MESSAGE="interrupted (or the hard time cap was reached)"
 
-log() { echo "scale-out: $*"; }
-die() { echo "scale-out: $*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 bad_arg() { usage >&2; echo "scale-out: $*" >&2; exit 2; }
 
 SCRIPT_ARGS="$*"
@@ -109,20 +106,7 @@ node_url() { echo "http://127.0.0.1:$(node_port "$1")"; }
 
 # ---------------------------------------------------------------------------------------------------- tools
 CLK_TCK="$(getconf CLK_TCK)"
-SUDO=""
-if ((EUID != 0)); then
-  command -v sudo >/dev/null || die "not root and no sudo: install redis-server curl jq yourself"
-  SUDO="sudo"
-fi
-missing=()
-for pkg in redis-server redis-tools curl jq iproute2; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  log "installing ${missing[*]} (apt)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+apt_install_missing redis-server redis-tools curl jq iproute2
 command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK"
 if [[ -z "$closed_loop" ]]; then
   if command -v wrk >/dev/null; then closed_loop=wrk; else closed_loop=loadtests; log "wrk not installed: closed loop with LoadTests run (keepConstant)"; fi
@@ -143,11 +127,8 @@ CLIENT_DIR=src/TunnelClient/bin/Release/net10.0
 BACKEND_DIR=tunnel2-load-tests/TestBackend/bin/Release/net10.0
 HARNESS_DIR=tunnel2-load-tests/LoadTests/bin/Release/net10.0
 if ((build)); then
-  for project in src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
-    tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj; do
-    log "dotnet build $project -c Release"
-    dotnet build "$project" -c Release -nologo -v quiet >/dev/null || die "build of $project failed (run it by hand to see why)"
-  done
+  build_projects src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
+    tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj
 fi
 for f in "$SERVER_DIR/TunnelServer.dll" "$CLIENT_DIR/TunnelClient.dll" "$BACKEND_DIR/TestBackend.dll" "$HARNESS_DIR/LoadTests.dll"; do
   [[ -f "$f" ]] || die "$f missing (build first, or drop --no-build)"
@@ -156,117 +137,53 @@ BUILD_INFO="TunnelServer.dll built $(date -u -r "$SERVER_DIR/TunnelServer.dll" '
 
 ART="$REPO_ROOT/artifacts/scaleout/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$ART/logs" "$ART/raw" "$ART/metrics" "$ART/redis"
+LOG_DIR="$ART/logs"
 # A copy of the binaries (someone may rebuild bin/ during the run). The .NET processes start through links to their
 # apphosts named t2-scaleout-*, so their command lines are told apart from any other copy running on this machine.
-snapshot() { mkdir -p "$ART/bin/$1" && cp -a "$2/." "$ART/bin/$1/" && ln -sf "$3" "$ART/bin/$1/t2-scaleout-$1" && echo "$ART/bin/$1"; }
-SERVER_DIR="$(snapshot node "$SERVER_DIR" TunnelServer)"
-CLIENT_DIR="$(snapshot client "$CLIENT_DIR" TunnelClient)"
-BACKEND_DIR="$(snapshot backend "$BACKEND_DIR" TestBackend)"
-HARNESS_DLL="$(snapshot harness "$HARNESS_DIR" LoadTests)/LoadTests.dll"
+snapshot_linked() { snapshot "$2" "$ART/bin/$1" >/dev/null && ln -sf "$3" "$ART/bin/$1/t2-scaleout-$1" && echo "$ART/bin/$1"; }
+SERVER_DIR="$(snapshot_linked node "$SERVER_DIR" TunnelServer)"
+CLIENT_DIR="$(snapshot_linked client "$CLIENT_DIR" TunnelClient)"
+BACKEND_DIR="$(snapshot_linked backend "$BACKEND_DIR" TestBackend)"
+HARNESS_DLL="$(snapshot_linked harness "$HARNESS_DIR" LoadTests)/LoadTests.dll"
 
 # ---------------------------------------------------------------------------------------------------- processes
-PIDS=()
-NAMES=()
-WATCHDOG_PID=""
 GEN_PIDS=()
-
-# shellcheck disable=SC2317  # trap and cleanup helpers
-stop_pid() {
-  local name="$1" pid="$2" n
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $name (PID $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < STOP_ATTEMPTS; n++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  log "$name did not stop; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-# stop_from INDEX: stops the processes started at INDEX and after, newest first, and forgets them.
-# shellcheck disable=SC2317
-stop_from() {
-  local from="$1" i
-  for ((i = ${#PIDS[@]} - 1; i >= from; i--)); do stop_pid "${NAMES[$i]}" "${PIDS[$i]}"; done
-  PIDS=("${PIDS[@]:0:from}")
-  NAMES=("${NAMES[@]:0:from}")
-}
-
-# shellcheck disable=SC2317
-on_exit() {
-  local code=$? pid
-  trap - EXIT INT TERM
-  if [[ -n "$WATCHDOG_PID" ]]; then kill "$WATCHDOG_PID" 2>/dev/null || true; fi
+# shellcheck disable=SC2317  # called from on_exit
+cleanup_first() {
+  local pid
   for pid in "${GEN_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  stop_from 0
-  exit "$code"
 }
-trap on_exit EXIT
-trap 'log "interrupted (or the hard time cap was reached)"; exit 130' INT TERM
+install_traps
 
 # The whole run is bounded: the watchdog sends SIGTERM after the cap, and the EXIT trap cleans up.
 PER_COUNT_S=$((90 + 3 + wrk_seconds + WARMUP_S + DURATION_S + 60))
 HARD_CAP_S=$((120 + ${#NODE_COUNTS[@]} * PER_COUNT_S))
-(
-  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "$HARD_CAP_S" &
-  sleeper=$!
-  wait "$sleeper" && kill -TERM $$ 2>/dev/null
-) >/dev/null 2>&1 &
-WATCHDOG_PID=$!
-
-require_free() {
-  local owner
-  owner="$(ss -H -ltnp "sport = :$1" 2>/dev/null || true)"
-  [[ -z "$owner" ]] || die "port $1 is already in use ($owner); move the ports with TUNNEL2_SCALEOUT_PORT / TUNNEL2_SCALEOUT_REDIS_PORT"
-}
-
-# start NAME DIR COMMAND...: runs COMMAND from DIR, logs to the run folder; PID in LAST_PID.
-start() {
-  local name="$1" dir="$2"; shift 2
-  (cd "$dir" && exec "$@") >>"$ART/logs/$name.log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID"); NAMES+=("$name")
-  log "started $name (PID $LAST_PID)"
-}
-
-# wait_ready NAME PID COMMAND...: until COMMAND succeeds (60 × 0.5 s), or die when NAME exits or never gets there.
-wait_ready() {
-  local name="$1" pid="$2" n; shift 2
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if "$@" >/dev/null 2>&1; then log "$name ready"; return 0; fi
-    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$ART/logs/$name.log" >&2 || true; die "$name exited before it was ready"; }
-    sleep 0.5
-  done
-  tail -n 30 "$ART/logs/$name.log" >&2 || true
-  die "$name not ready after $((READY_ATTEMPTS / 2)) s"
-}
-http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+start_watchdog "$HARD_CAP_S"
 
 require_free "$REDIS_PORT"; require_free "$BACKEND_PORT"
 for ((i = 1; i <= MAX_NODES; i++)); do require_free "$(node_port "$i")"; done
 
-start redis "$ART/redis" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+start redis "$ART/redis" -- redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$ART/redis" --daemonize no --loglevel warning
 REDIS_PID=$LAST_PID
-wait_ready redis "$LAST_PID" redis-cli -p "$REDIS_PORT" ping
-start TestBackend "$BACKEND_DIR" ./t2-scaleout-backend --urls "http://127.0.0.1:$BACKEND_PORT"
+wait_until redis "$LAST_PID" "" redis-cli -p "$REDIS_PORT" ping
+start TestBackend "$BACKEND_DIR" -- ./t2-scaleout-backend --urls "http://127.0.0.1:$BACKEND_PORT"
 BACKEND_PID=$LAST_PID
-wait_ready TestBackend "$LAST_PID" http_ok "http://127.0.0.1:$BACKEND_PORT/loadtest/ping"
-BASE_PROCESSES=${#PIDS[@]}
+wait_until TestBackend "$LAST_PID" "" http_ok "http://127.0.0.1:$BACKEND_PORT/loadtest/ping"
+BASE_PROCESSES=${#STARTED_PIDS[@]}
 
-DEV_HASH="$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')"
-[[ -n "$DEV_HASH" ]] || die "no dev token hash in src/TunnelServer/appsettings.Development.json"
+dev_grant_env
 # The node secret lives only in this process's environment and the nodes' (never in a file or a log).
 NODE_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 
 start_node() { # i
   local i="$1"
-  start "node$i" "$SERVER_DIR" env ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-    Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$DEV_HASH" Tunnel__Tokens__0__Sessions__0="$SESSION" \
+  start "node$i" "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" \
     Tunnel__Directory__Redis="127.0.0.1:$REDIS_PORT" Tunnel__Directory__NodeUrl="$(node_url "$i")" \
     Tunnel__Directory__NodeSecret="$NODE_SECRET" Tunnel__DrainTimeout=00:00:02 \
-    ./t2-scaleout-node --urls "$(node_url "$i")"
+    -- ./t2-scaleout-node --urls "$(node_url "$i")"
   NODE_PIDS[i]=$LAST_PID
-  wait_ready "node$i" "$LAST_PID" http_ok "$(node_url "$i")/healthz"
+  wait_until "node$i" "$LAST_PID" "" http_ok "$(node_url "$i")/healthz"
 }
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -478,7 +395,7 @@ open_loop() { # N
 }
 
 # ---------------------------------------------------------------------------------------------------- runs
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(load_average)"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
 T0=$SECONDS
 CLOSED_CMD=""; OPEN_CMD=""
@@ -487,10 +404,10 @@ for n in "${NODE_COUNTS[@]}"; do
   NODE_PIDS=()
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
-  start TunnelClient "$CLIENT_DIR" env DOTNET_ENVIRONMENT=Development Tunnel__StatusUrl= \
-    ./t2-scaleout-client --server "$(node_url 1)" --backend "http://127.0.0.1:$BACKEND_PORT" --uplinks "$uplinks"
+  start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development Tunnel__StatusUrl= \
+    -- ./t2-scaleout-client --server "$(node_url 1)" --backend "http://127.0.0.1:$BACKEND_PORT" --uplinks "$uplinks"
   CLIENT_PID=$LAST_PID
-  wait_ready TunnelClient "$LAST_PID" http_ok "$(node_url 1)/session/$SESSION/loadtest/ping"
+  wait_until TunnelClient "$LAST_PID" "" http_ok "$(node_url 1)/session/$SESSION/loadtest/ping"
   # Forwarding ready: every other node reaches the session through the directory. A node that does not is measured
   # anyway (its failures are the finding) and noted.
   for ((i = 2; i <= n; i++)); do
@@ -542,15 +459,14 @@ for n in "${NODE_COUNTS[@]}"; do
   # The client first (its uplinks close), then the nodes, which then have nothing to drain.
   stop_from "$BASE_PROCESSES"
 done
-LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_END="$(load_average)"
 ELAPSED=$((SECONDS - T0))
 
 # ---------------------------------------------------------------------------------------------------- report
-MACHINE="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
-SOFTWARE=".NET $(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }'), redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)"
+MACHINE="$(machine_info)"
+SOFTWARE=".NET $(dotnet_runtime_version), redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)"
 [[ "$closed_loop" == wrk ]] && SOFTWARE+=", wrk $( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')"
-COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-DIRTY=""; [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- src 2>/dev/null)" ]] && DIRTY=" + uncommitted src changes"
+commit_info
 cpu_cells() { echo "$(value_of "$1" "$2" cpu_node1) / $(value_of "$1" "$2" cpu_client) / $(value_of "$1" "$2" cpu_backend) / $(value_of "$1" "$2" cpu_redis) | $(value_of "$1" "$2" cpu_rest)"; }
 expected() { awk -v n="$1" 'BEGIN { printf "%.0f", 100 * (n - 1) / n }'; }
 SECTION="$ART/section.md"
@@ -611,15 +527,7 @@ SECTION="$ART/section.md"
 cat "$SECTION"
 
 if ((doc)); then
-  if grep -qxF "$BEGIN_MARK" "$DOC" && grep -qxF "$END_MARK" "$DOC"; then
-    awk -v section="$SECTION" -v begin="$BEGIN_MARK" -v end="$END_MARK" '
-      $0 == begin && !done { while ((getline line < section) > 0) print line; skipping = 1; done = 1; next }
-      $0 == end && skipping { skipping = 0; next }
-      !skipping { print }' "$DOC" >"$DOC.tmp.$$"
-    mv "$DOC.tmp.$$" "$DOC"
-  else
-    { echo; cat "$SECTION"; } >>"$DOC"
-  fi
+  write_doc_section "$DOC" "$SECTION" "$BEGIN_MARK" "$END_MARK"
   log "wrote $DOC"
 fi
 log "artifacts: $ART"

@@ -22,21 +22,22 @@
 # a process not ready); 2 when the harness could not reach the tunnel.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BACKEND_PORT="${TUNNEL2_SOAK_BACKEND_PORT:-12107}"
 TUNNEL_PORT="${TUNNEL2_SOAK_TUNNEL_PORT:-12100}"
-SESSION=22222222-2222-2222-2222-222222222222
 BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
 TUNNEL_URL="http://127.0.0.1:$TUNNEL_PORT"
 SESSION_URL="$TUNNEL_URL/session/$SESSION"
 READY_ATTEMPTS=100     # × 0.2 s for a process to become ready
-STOP_ATTEMPTS=20       # × 0.5 s before SIGKILL
+READY_INTERVAL=0.2
+READY_CURL_TIMEOUT=5
+READY_TAIL=20
 HARNESS_STOP_ATTEMPTS=80  # × 0.5 s: a stopped harness lets in-flight requests finish, then writes its summary
-
-die() { echo "soak: $*" >&2; exit 1; }
-log() { echo "soak: $(date -u +%H:%M:%S) $*"; }
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+LOG_TIME=1
+START_LOG=none
+STOP_LOG=0
+INTERRUPT_MESSAGE="interrupted; stopping everything this script started"
 
 # ---------------------------------------------------------------------------------------------------- arguments
 minutes=30
@@ -81,11 +82,8 @@ command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 command -v ss >/dev/null || die "ss not found (apt-get install iproute2)"
 cd "$REPO_ROOT"
 if ((build)); then
-  for project in src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
-      tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj; do
-    log "dotnet build $project -c Release"
-    dotnet build "$project" -c Release -nologo -v quiet >/dev/null || die "build of $project failed"
-  done
+  build_projects src/TunnelServer/TunnelServer.csproj src/TunnelClient/TunnelClient.csproj \
+    tunnel2-load-tests/TestBackend/TestBackend.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj
 fi
 BACKEND_DIR=tunnel2-load-tests/TestBackend/bin/Release/net10.0
 SERVER_DIR=src/TunnelServer/bin/Release/net10.0
@@ -97,80 +95,23 @@ done
 
 RUN_DIR="$REPO_ROOT/artifacts/soak/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR/logs"
+LOG_DIR="$RUN_DIR/logs"
 KILLS="$RUN_DIR/kills.tsv"
 SAMPLES="$RUN_DIR/samples.tsv"
 
 # ---------------------------------------------------------------------------------------------------- processes
-STARTED_PIDS=()
-STARTED_NAMES=()
 SAMPLER_PID=""
 HARNESS_PID=""
 CLIENT_PID=""
 CLIENT_STARTS=0
-
-# shellcheck disable=SC2317  # called from the traps
-stop_pid() {
-  local pid="$1" name="$2" attempts="${3:-$STOP_ATTEMPTS}" n
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < attempts; n++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  log "$name (PID $pid) did not stop; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
+# shellcheck disable=SC2317  # called from on_exit
+cleanup_first() {
+  stop_pid sampler "$SAMPLER_PID"; SAMPLER_PID=""
+  stop_pid LoadTests "$HARNESS_PID" "$HARNESS_STOP_ATTEMPTS"; HARNESS_PID=""
 }
-
-# shellcheck disable=SC2317  # called from the traps
-stop_all() {
-  local i
-  if [[ -n "$SAMPLER_PID" ]]; then stop_pid "$SAMPLER_PID" sampler; SAMPLER_PID=""; fi
-  if [[ -n "$HARNESS_PID" ]]; then stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"; HARNESS_PID=""; fi
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-    stop_pid "${STARTED_PIDS[$i]}" "${STARTED_NAMES[$i]}"
-  done
-  STARTED_PIDS=()
-  STARTED_NAMES=()
-}
-# shellcheck disable=SC2317
-on_signal() {
-  log "interrupted; stopping everything this script started"
-  trap - EXIT
-  stop_all
-  exit 130
-}
-trap stop_all EXIT
-trap on_signal INT TERM
+install_traps
 
 now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo "${t:0:13}"; }
-
-port_free() {
-  local owner
-  owner="$(ss -H -ltnp "sport = :$1" 2>/dev/null || true)"
-  [[ -z "$owner" ]] || die "port $1 is in use: $owner"
-}
-
-# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR (so appsettings*.json are found), appends to its log.
-start() {
-  local name="$1" dir="$2"; shift 2
-  local env_vars=()
-  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
-  shift
-  (cd "$dir" && exec env "${env_vars[@]}" "$@") >>"$RUN_DIR/logs/$name.log" 2>&1 &
-  STARTED_PIDS+=("$!")
-  STARTED_NAMES+=("$name")
-}
-
-wait_ready() {
-  local name="$1" url="$2" pid="$3" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if curl --noproxy '*' -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$RUN_DIR/logs/$name.log" >&2; die "$name exited before it was ready"; }
-    sleep 0.2
-  done
-  tail -n 20 "$RUN_DIR/logs/$name.log" >&2
-  die "$name not ready after $((READY_ATTEMPTS / 5)) s ($url)"
-}
 
 # Until the tunnel answers through the new client; 1 if it has not after READY_ATTEMPTS or the client died.
 client_ready() {
@@ -188,19 +129,17 @@ start_client() {
   start TunnelClient "$CLIENT_DIR" DOTNET_ENVIRONMENT=Development \
     Tunnel__Server="$TUNNEL_URL" Tunnel__Backend="$BACKEND_URL" "Tunnel__Routes__/loadtest=$BACKEND_URL" Tunnel__StatusUrl= \
     -- dotnet TunnelClient.dll
-  CLIENT_PID="${STARTED_PIDS[-1]}"
+  CLIENT_PID=$LAST_PID
   CLIENT_STARTS=$((CLIENT_STARTS + 1))
 }
 
-port_free "$BACKEND_PORT"
-port_free "$TUNNEL_PORT"
+require_free "$BACKEND_PORT"
+require_free "$TUNNEL_PORT"
 start TestBackend "$BACKEND_DIR" -- dotnet TestBackend.dll --urls "$BACKEND_URL"
-wait_ready TestBackend "$BACKEND_URL/loadtest/ping" "${STARTED_PIDS[-1]}"
-dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
-start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-  Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
-  -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
-SERVER_PID="${STARTED_PIDS[-1]}"
+wait_ready TestBackend "$BACKEND_URL/loadtest/ping" "$LAST_PID"
+dev_grant_env
+start TunnelServer "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" -- dotnet TunnelServer.dll --urls "$TUNNEL_URL"
+SERVER_PID=$LAST_PID
 wait_ready TunnelServer "$TUNNEL_URL/healthz" "$SERVER_PID"
 start_client
 wait_ready TunnelClient "$SESSION_URL/loadtest/ping" "$CLIENT_PID"
@@ -239,7 +178,7 @@ deadline_ms=$((load_start + (duration_s + 120) * 1000))
 next_kill=1
 while kill -0 "$HARNESS_PID" 2>/dev/null; do
   now=$(now_ms)
-  ((now < deadline_ms)) || { log "the harness overran its time; stopping it"; stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"; break; }
+  ((now < deadline_ms)) || { log "the harness overran its time; stopping it"; stop_pid LoadTests "$HARNESS_PID" "$HARNESS_STOP_ATTEMPTS"; break; }
   kill_at=$((load_start + next_kill * kill_every * 1000))
   if ((kill_every > 0 && kill_at + kill_every * 500 < load_start + duration_s * 1000 && now >= kill_at)); then
     old_pid="$CLIENT_PID"
@@ -251,7 +190,7 @@ while kill -0 "$HARNESS_PID" 2>/dev/null; do
       # The harness reports the kill as "never answered again"; stop the load instead of timing out every request.
       log "kill $next_kill: the new client ($CLIENT_PID) never made the tunnel answer; stopping the load"
       tail -n 20 "$RUN_DIR/logs/TunnelClient.log" >&2
-      stop_pid "$HARNESS_PID" LoadTests "$HARNESS_STOP_ATTEMPTS"
+      stop_pid LoadTests "$HARNESS_PID" "$HARNESS_STOP_ATTEMPTS"
       break
     fi
     printf 'ready\t%s\t%s\n' "$(now_ms)" "$CLIENT_PID" >>"$KILLS"
@@ -267,7 +206,7 @@ if [[ -n "$HARNESS_PID" ]]; then
   wait "$HARNESS_PID" || harness_code=$?
   HARNESS_PID=""
 fi
-stop_pid "$SAMPLER_PID" sampler
+stop_pid sampler "$SAMPLER_PID"
 SAMPLER_PID=""
 
 # ---------------------------------------------------------------------------------------------------- report

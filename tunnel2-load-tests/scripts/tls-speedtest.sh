@@ -39,9 +39,8 @@
 # Exit code: 0 when every call ran without failed transfers, 1 when the script failed, 130 when interrupted.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SESSION=22222222-2222-2222-2222-222222222222
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BASE_PORT="${TUNNEL2_TLS_BASE_PORT:-12300}"
 BACKEND_PORT=$BASE_PORT
 PUBLIC_PORT=$((BASE_PORT + 1))
@@ -49,17 +48,10 @@ UPLINK_PORT=$((BASE_PORT + 2))
 TLS_PORT=$((BASE_PORT + 3))
 STREAMS=4
 PAYLOAD=64MiB
-READY_ATTEMPTS=60   # × 0.5 s
-STOP_ATTEMPTS=20    # × 0.5 s before SIGKILL
 DOC="$REPO_ROOT/docs/performance.md"
 BEGIN_MARK="<!-- tls-speedtest:begin -->"
 END_MARK="<!-- tls-speedtest:end -->"
-SECTION_TITLE="## TLS on the uplink (speed test, TLS off vs on)"
-SECTION_ANCHOR="#tls-on-the-uplink-speed-test-tls-off-vs-on"
-
-die() { echo "tls-speedtest: $*" >&2; exit 1; }
-log() { echo "tls-speedtest: $*"; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+PORT_IN_USE="port {port} is in use ({owner}); move the ports with TUNNEL2_TLS_BASE_PORT"
 
 # ---------------------------------------------------------------------------------------------------- arguments
 seconds=10
@@ -105,101 +97,37 @@ for f in "$SERVER_BIN/TunnelServer.dll" "$CLIENT_BIN/TunnelClient.dll" "$BACKEND
 done
 BUILD_INFO="TunnelServer.dll $(date -u -r "$SERVER_BIN/TunnelServer.dll" '+%Y-%m-%d %H:%M UTC'), TunnelClient.dll $(date -u -r "$CLIENT_BIN/TunnelClient.dll" '+%Y-%m-%d %H:%M UTC')"
 # What was built: HEAD and whether src had uncommitted changes at build time (others may commit during the run).
-COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-DIRTY=""; [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- src 2>/dev/null)" ]] && DIRTY=" + uncommitted src changes"
+commit_info
 
 RUN_ID="$(date -u +%Y%m%d-%H%M%S)"
 ART="$REPO_ROOT/artifacts/tls-speedtest/$RUN_ID"
 mkdir -p "$ART/logs" "$ART/raw"
-# A copy of the binaries: on a shared checkout someone may rebuild bin/ during the run. The .NET processes start
-# through a link to their apphost named t2-tls-*, so their command lines are told apart from everyone else's.
-snapshot() { mkdir -p "$ART/bin/$1" && cp -a "$2/." "$ART/bin/$1/" && echo "$ART/bin/$1"; }
-SERVER_DIR="$(snapshot server "$SERVER_BIN")"
-CLIENT_DIR="$(snapshot client "$CLIENT_BIN")"
-BACKEND_DIR="$(snapshot backend "$BACKEND_BIN")"
-HARNESS_DLL="$(snapshot harness "$HARNESS_BIN")/LoadTests.dll"
+LOG_DIR="$ART/logs"
+# A copy of the binaries (lib/common.sh snapshot). The .NET processes start through a link to their apphost named
+# t2-tls-*, so their command lines are told apart from everyone else's.
+SERVER_DIR="$(snapshot "$SERVER_BIN" "$ART/bin/server")"
+CLIENT_DIR="$(snapshot "$CLIENT_BIN" "$ART/bin/client")"
+BACKEND_DIR="$(snapshot "$BACKEND_BIN" "$ART/bin/backend")"
+HARNESS_DLL="$(snapshot "$HARNESS_BIN" "$ART/bin/harness")/LoadTests.dll"
 ln -sf TunnelServer "$SERVER_DIR/t2-tls-server"
 ln -sf TunnelClient "$CLIENT_DIR/t2-tls-client"
 ln -sf TestBackend "$BACKEND_DIR/t2-tls-backend"
 
 # ---------------------------------------------------------------------------------------------------- processes
 CERT_DIR=""
-STARTED_PIDS=()
-STARTED_NAMES=()
-WATCHDOG_PID=""
 HARNESS_PID=""
-
-# shellcheck disable=SC2317  # called from the traps
-stop_pid() {
-  local name="$1" pid="$2" n
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $name (PID $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < STOP_ATTEMPTS; n++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.5
-  done
-  log "$name did not stop; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317
-on_exit() {
-  local code=$? i
-  trap '' INT TERM   # a second Ctrl-C must not cut the clean-up short
+# shellcheck disable=SC2317  # called from on_exit
+cleanup_first() {
   [[ -z "$CERT_DIR" ]] || rm -rf "$CERT_DIR"
-  [[ -z "$WATCHDOG_PID" ]] || kill "$WATCHDOG_PID" 2>/dev/null || true
-  [[ -z "$HARNESS_PID" ]] || stop_pid LoadTests "$HARNESS_PID"
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED_NAMES[$i]}" "${STARTED_PIDS[$i]}"; done
-  exit "$code"
+  stop_pid LoadTests "$HARNESS_PID"
 }
-# shellcheck disable=SC2317
-on_signal() { log "interrupted (or the ${HARD_CAP_SECONDS} s hard cap was reached)"; exit 130; }
-trap on_exit EXIT
-trap on_signal INT TERM
-
 # Planned time: per repetition two client starts and four speedtest calls; plus start-up, with a generous margin.
 HARD_CAP_SECONDS=$((reps * (2 * 40 + 4 * (seconds + 40)) + 300))
-(
-  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "$HARD_CAP_SECONDS" &
-  sleeper=$!
-  wait "$sleeper" && kill -TERM $$ 2>/dev/null
-) >/dev/null 2>&1 &
-WATCHDOG_PID=$!
+INTERRUPT_MESSAGE="interrupted (or the ${HARD_CAP_SECONDS} s hard cap was reached)"
+install_traps
+start_watchdog "$HARD_CAP_SECONDS"
 
-port_free() {
-  local owner
-  owner="$(ss -H -ltn "sport = :$1" 2>/dev/null || true)"
-  [[ -z "$owner" ]] || die "port $1 is in use ($owner); move the ports with TUNNEL2_TLS_BASE_PORT"
-}
-
-# start NAME DIR ENV... -- COMMAND...: runs COMMAND from DIR (so appsettings*.json are found); PID in LAST_PID.
-start() {
-  local name="$1" dir="$2"; shift 2
-  local env_vars=()
-  while (($#)) && [[ "$1" != "--" ]]; do env_vars+=("$1"); shift; done
-  shift
-  (cd "$dir" && exec env "${env_vars[@]}" "$@") >>"$ART/logs/$name.log" 2>&1 &
-  LAST_PID=$!
-  STARTED_PIDS+=("$LAST_PID")
-  STARTED_NAMES+=("$name")
-  log "started $name (PID $LAST_PID)"
-}
-
-wait_ready() {
-  local name="$1" url="$2" pid="$3" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$ART/logs/$name.log" >&2 || true; die "$name exited before it was ready"; }
-    sleep 0.5
-  done
-  tail -n 30 "$ART/logs/$name.log" >&2 || true
-  die "$name not ready after $((READY_ATTEMPTS / 2)) s ($url)"
-}
-
-for port in "$BACKEND_PORT" "$PUBLIC_PORT" "$UPLINK_PORT" "$TLS_PORT"; do port_free "$port"; done
+for port in "$BACKEND_PORT" "$PUBLIC_PORT" "$UPLINK_PORT" "$TLS_PORT"; do require_free "$port"; done
 
 # The throwaway certificate: ECDSA P-256, self-signed, for 127.0.0.1; the client trusts exactly it (pinning).
 CERT_DIR="$(mktemp -d)"
@@ -214,13 +142,10 @@ start TestBackend "$BACKEND_DIR" -- ./t2-tls-backend --urls "http://127.0.0.1:$B
 BACKEND_PID=$LAST_PID
 wait_ready TestBackend "http://127.0.0.1:$BACKEND_PORT/loadtest/ping" "$BACKEND_PID"
 
-# Production environment (no developer exception page), the Development configuration's dev grant passed in (the hash
-# is read from appsettings.Development.json, its single home). Three Kestrel endpoints; --urls is then ignored by
-# Kestrel, it is given only so that no default address is ever bound.
-dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
-[[ -n "$dev_hash" ]] || die "no dev token hash in src/TunnelServer/appsettings.Development.json"
-start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-  Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
+# Production with the dev grant from the environment (lib/common.sh). Three Kestrel endpoints; --urls is then ignored
+# by Kestrel, it is given only so that no default address is ever bound.
+dev_grant_env
+start TunnelServer "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" \
   Kestrel__Endpoints__Public__Url="http://127.0.0.1:$PUBLIC_PORT" \
   Kestrel__Endpoints__Uplink__Url="http://127.0.0.1:$UPLINK_PORT" \
   Kestrel__Endpoints__UplinkTls__Url="https://127.0.0.1:$TLS_PORT" \
@@ -230,7 +155,7 @@ start TunnelServer "$SERVER_DIR" ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRO
 SERVER_PID=$LAST_PID
 wait_ready TunnelServer "http://127.0.0.1:$PUBLIC_PORT/healthz" "$SERVER_PID"
 for port in "$UPLINK_PORT" "$TLS_PORT"; do
-  [[ -n "$(ss -H -ltn "sport = :$port")" ]] || die "TunnelServer does not listen on $port (see $ART/logs/TunnelServer.log)"
+  [[ -n "$(port_owner "$port")" ]] || die "TunnelServer does not listen on $port (see $ART/logs/TunnelServer.log)"
 done
 # What the TLS endpoint negotiates with OpenSSL (which .NET uses on Linux too).
 TLS_INFO="$(timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -brief </dev/null 2>&1 |
@@ -353,7 +278,7 @@ speed() {
 }
 
 # ---------------------------------------------------------------------------------------------------- runs
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(load_average)"
 STARTED_AT="$(date -u '+%Y-%m-%d %H:%M UTC')"
 T0=$SECONDS
 log "$reps repetition(s), ${seconds} s per call, $STREAMS streams × $PAYLOAD; artifacts: $ART"
@@ -367,34 +292,27 @@ for ((rep = 1; rep <= reps; rep++)); do
 done
 stop_pid TunnelClient "$CLIENT_PID"
 ELAPSED=$((SECONDS - T0))
-LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_END="$(load_average)"
 
 # ---------------------------------------------------------------------------------------------------- report
 # median COLUMN MODE TLS: the median of a results.tsv column over the repetitions.
-median() {
-  awk -F'\t' -v c="$1" -v m="$2" -v t="$3" '$1 == m && $2 == t { print $c }' "$RESULTS" | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+median() { awk -F'\t' -v c="$1" -v m="$2" -v t="$3" '$1 == m && $2 == t { print $c }' "$RESULTS" | median_of nan; }
 # CPU seconds per GiB of every call, then the median of those.
 cpu_per_gib() {
-  awk -F'\t' -v m="$1" -v t="$2" '$1 == m && $2 == t && $8 > 0 && $9 == $9 + 0 { print $9 / ($8 / 1073741824) }' "$RESULTS" | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  awk -F'\t' -v m="$1" -v t="$2" '$1 == m && $2 == t && $8 > 0 && $9 == $9 + 0 { print $9 / ($8 / 1073741824) }' "$RESULTS" | median_of nan
 }
 # median_cores COLUMN MODE TLS: the median of a cores column (10: other processes, 11: irq + softirq), numbers only.
-median_cores() {
-  awk -F'\t' -v c="$1" -v m="$2" -v t="$3" '$1 == m && $2 == t && $c == $c + 0 { print $c }' "$RESULTS" | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+median_cores() { awk -F'\t' -v c="$1" -v m="$2" -v t="$3" '$1 == m && $2 == t && $c == $c + 0 { print $c }' "$RESULTS" | median_of nan; }
 count() { awk -F'\t' -v m="$1" -v t="$2" '$1 == m && $2 == t' "$RESULTS" | wc -l; }
 total_failures() { awk -F'\t' -v m="$1" -v t="$2" '$1 == m && $2 == t { s += $6 } END { print s + 0 }' "$RESULTS"; }
 # percent A B: (B − A) / A in percent, signed.
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b == b + 0) printf "%+.1f %%", (b - a) / a * 100; else print "—" }'; }
-fmt0() { awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.0f", v; else print "—" }'; }
-fmt2() { awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.2f", v; else print "—" }'; }
+fmt0() { fmt '%.0f' "$1"; }
+fmt2() { fmt '%.2f' "$1"; }
 
 MACHINE="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU, kernel $(uname -r)"
 if grep -qw aes /proc/cpuinfo; then MACHINE+=", AES-NI"; else MACHINE+=", no AES-NI"; fi
-DOTNET_VERSION="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
+DOTNET_VERSION="$(dotnet_runtime_version)"
 OPENSSL_VERSION="$(openssl version | awk '{ print $2 }')"
 COMMAND="tunnel2-load-tests/scripts/tls-speedtest.sh"
 [[ "$seconds" == 10 ]] || COMMAND+=" --seconds $seconds"
@@ -414,7 +332,7 @@ ROWS="$ART/rows.md"          # the rows for the speed-test table of the compare 
     echo "| $mode | $(fmt0 "$off") | $(fmt0 "$on") | $(percent "$off" "$on") | $(fmt2 "$cpu_off") | $(fmt2 "$cpu_on") | $(percent "$cpu_off" "$cpu_on") | $(total_failures "$mode" off) / $(total_failures "$mode" on) |"
     # shellcheck disable=SC2016  # the backticks are Markdown
     printf '| %s | tunnel, TLS off (separate run) | %s | %s | | %s | `%s`, median of %s; see [TLS on the uplink](%s) |\n' \
-      "$mode" "$(fmt0 "$off")" "$(fmt2 "$(median 5 "$mode" off)")" "$(total_failures "$mode" off)" "$COMMAND" "$reps" "$SECTION_ANCHOR" >>"$ROWS"
+      "$mode" "$(fmt0 "$off")" "$(fmt2 "$(median 5 "$mode" off)")" "$(total_failures "$mode" off)" "$COMMAND" "$reps" "$TLS_SECTION_ANCHOR" >>"$ROWS"
     printf '| %s | tunnel, TLS on the uplink | %s | %s | | %s | (same run) %s Mbit/s, %s CPU per GiB vs TLS off |\n' \
       "$mode" "$(fmt0 "$on")" "$(fmt2 "$(median 5 "$mode" on)")" "$(total_failures "$mode" on)" "$(percent "$off" "$on")" "$(percent "$cpu_off" "$cpu_on")" >>"$ROWS"
   done
@@ -431,7 +349,7 @@ SECTION="$ART/section.md"
 {
   echo "$BEGIN_MARK"
   echo "<!-- Generated by tunnel2-load-tests/scripts/tls-speedtest.sh; edit outside the markers. -->"
-  echo "$SECTION_TITLE"
+  echo "$TLS_SECTION_TITLE"
   echo
   echo "| | |"
   echo "|---|---|"
@@ -468,19 +386,16 @@ echo
 if ((doc)); then
   tmp="$DOC.tls-speedtest.$$"
   # 1. The section: between the markers when present; otherwise before "## Not measured yet" (or at the end).
-  if grep -qxF "$BEGIN_MARK" "$DOC" && grep -qxF "$END_MARK" "$DOC"; then
-    awk -v section="$SECTION" -v begin="$BEGIN_MARK" -v end="$END_MARK" '
-      $0 == begin && !done { while ((getline line < section) > 0) print line; skipping = 1; done = 1; next }
-      $0 == end && skipping { skipping = 0; next }
-      !skipping { print }' "$DOC" >"$tmp"
+  if replace_section "$DOC" "$SECTION" "$BEGIN_MARK" "$END_MARK"; then
+    :
   elif grep -qx '## Not measured yet' "$DOC"; then
     awk -v section="$SECTION" '
       $0 == "## Not measured yet" && !done { while ((getline line < section) > 0) print line; print ""; done = 1 }
       { print }' "$DOC" >"$tmp"
+    mv "$tmp" "$DOC"
   else
-    { cat "$DOC"; echo; cat "$SECTION"; } >"$tmp"
+    { echo; cat "$SECTION"; } >>"$DOC"
   fi
-  mv "$tmp" "$DOC"
   # 2. The "TLS on the uplink" bullet of "Not measured yet" (it is measured now): the bullet and its indented lines go.
   awk '
     /^\* \*\*TLS on the uplink\*\*/ { skipping = 1; next }

@@ -27,19 +27,15 @@
 # interrupted.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SESSION=22222222-2222-2222-2222-222222222222
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BACKEND_PORT="${TUNNEL2_BACKEND_PORT:-12007}"
 TUNNEL_PORT="${TUNNEL2_TUNNEL_PORT:-12000}"
-READY_ATTEMPTS=60   # × 0.5 s
 DOC="$REPO_ROOT/docs/performance.md"
 BEGIN_MARK="<!-- websocket:begin -->"
 END_MARK="<!-- websocket:end -->"
-
-die() { echo "websocket-bench: $*" >&2; exit 1; }
-log() { echo "websocket-bench: $*"; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+PORT_IN_USE="port {port} is in use (move it with the environment variables above)"
+STOP_CHILDREN=1     # a sampler's sleep, a probe's curl
 
 sockets=1000
 rate=1
@@ -67,20 +63,17 @@ command -v dotnet >/dev/null || die "dotnet not found: install the .NET 10 SDK"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 cd "$REPO_ROOT"
 if ((build)); then
-  for project in tunnel2-load-tests/TestBackend/TestBackend.csproj src/TunnelServer/TunnelServer.csproj \
-    src/TunnelClient/TunnelClient.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj; do
-    log "dotnet build $project -c Release"
-    dotnet build "$project" -c Release -nologo -v quiet
-  done
+  build_projects tunnel2-load-tests/TestBackend/TestBackend.csproj src/TunnelServer/TunnelServer.csproj \
+    src/TunnelClient/TunnelClient.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj
 fi
 
 RUN_DIR="$REPO_ROOT/artifacts/websocket/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/raw"
-# A copy of the binaries: on a shared checkout someone may rebuild bin/ during the run.
-cp -a tunnel2-load-tests/TestBackend/bin/Release/net10.0 "$RUN_DIR/backend"
-cp -a src/TunnelServer/bin/Release/net10.0 "$RUN_DIR/server"
-cp -a src/TunnelClient/bin/Release/net10.0 "$RUN_DIR/client"
-cp -a tunnel2-load-tests/LoadTests/bin/Release/net10.0 "$RUN_DIR/harness"
+LOG_DIR="$RUN_DIR/logs"
+snapshot tunnel2-load-tests/TestBackend/bin/Release/net10.0 "$RUN_DIR/backend" >/dev/null
+snapshot src/TunnelServer/bin/Release/net10.0 "$RUN_DIR/server" >/dev/null
+snapshot src/TunnelClient/bin/Release/net10.0 "$RUN_DIR/client" >/dev/null
+snapshot tunnel2-load-tests/LoadTests/bin/Release/net10.0 "$RUN_DIR/harness" >/dev/null
 HARNESS=(dotnet "$RUN_DIR/harness/LoadTests.dll")
 
 # A socket per WebSocket in the generator, two in TunnelServer's and TunnelClient's view, one in TestBackend's.
@@ -88,49 +81,14 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open-file limit: $(ulimit -n)"
 
 # ---------------------------------------------------------------------------------------------------- processes
-PIDS=()
-NAMES=()
-stop_pid() {
-  local pid="$1" n
-  kill -0 "$pid" 2>/dev/null || return 0
-  pkill -TERM -P "$pid" 2>/dev/null || true   # its children (a sampler's sleep, a probe's curl)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < 20; n++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  kill -KILL "$pid" 2>/dev/null || true
+SAMPLER_PID=""
+PROBE_PID=""
+# shellcheck disable=SC2317  # called from on_exit
+cleanup_first() {
+  STOP_LOG=0 stop_pid sampler "$SAMPLER_PID"
+  STOP_LOG=0 stop_pid probe "$PROBE_PID"
 }
-# shellcheck disable=SC2317  # trap handler
-stop_all() {
-  local i
-  [[ -n "${SAMPLER_PID:-}" ]] && stop_pid "$SAMPLER_PID"
-  [[ -n "${PROBE_PID:-}" ]] && stop_pid "$PROBE_PID"
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -0 "${PIDS[$i]}" 2>/dev/null || continue
-    log "stopping ${NAMES[$i]} (PID ${PIDS[$i]})"
-    stop_pid "${PIDS[$i]}"
-  done
-}
-trap stop_all EXIT
-trap 'log interrupted; exit 130' INT TERM
-
-port_free() {
-  [[ -z "$(ss -H -ltn "sport = :$1" 2>/dev/null)" ]] || die "port $1 is in use (move it with the environment variables above)"
-}
-
-start() {
-  local name="$1" dir="$2"; shift 2
-  (cd "$dir" && exec "$@") >"$RUN_DIR/logs/$name.log" 2>&1 &
-  PIDS+=("$!"); NAMES+=("$name")
-  log "started $name (PID $!)"
-}
-
-wait_ready() {
-  local what="$1" url="$2" n
-  for ((n = 0; n < READY_ATTEMPTS; n++)); do
-    curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
-    sleep 0.5
-  done
-  die "$what not ready after $((READY_ATTEMPTS / 2)) s ($url)"
-}
+install_traps
 
 # Each second: name, RSS (KiB), open sockets and threads of each watched process, until killed.
 sample() { # out name=pid...
@@ -155,12 +113,10 @@ probe() { # out url
     sleep 5
   done
 }
-SAMPLER_PID=""
-PROBE_PID=""
 start_sampler() { sample "$@" & SAMPLER_PID=$!; }
-stop_sampler() { stop_pid "$SAMPLER_PID"; SAMPLER_PID=""; }
+stop_sampler() { STOP_LOG=0 stop_pid sampler "$SAMPLER_PID"; SAMPLER_PID=""; }
 start_probe() { probe "$@" & PROBE_PID=$!; }
-stop_probe() { [[ -z "$PROBE_PID" ]] || stop_pid "$PROBE_PID"; PROBE_PID=""; }
+stop_probe() { STOP_LOG=0 stop_pid probe "$PROBE_PID"; PROBE_PID=""; }
 probes() { # file → "12 × 200 (max 0.01 s)" or "—"
   [[ -s "$1" ]] || { echo "—"; return; }
   awk -F'\t' '{ n[$1]++; if ($2 > m) m = $2 } END { s = ""; for (c in n) s = s (s ? ", " : "") n[c] " × " (c == "000" ? "no answer in 20 s" : c); printf "%s (slowest %.2f s)", s, m }' "$1"
@@ -170,19 +126,17 @@ peaks() { # file name → "peak RSS MiB / peak sockets / peak threads"
     END { if (seen) printf "%.0f MiB / %d / %d", r / 1024, s, t; else print "—" }' "$1"
 }
 
-port_free "$BACKEND_PORT"; port_free "$TUNNEL_PORT"
-start TestBackend "$RUN_DIR/backend" dotnet TestBackend.dll --urls "http://127.0.0.1:$BACKEND_PORT"
-BACKEND_PID="${PIDS[-1]}"
+require_free "$BACKEND_PORT"; require_free "$TUNNEL_PORT"
+start TestBackend "$RUN_DIR/backend" -- dotnet TestBackend.dll --urls "http://127.0.0.1:$BACKEND_PORT"
+BACKEND_PID=$LAST_PID
 wait_ready TestBackend "http://127.0.0.1:$BACKEND_PORT/loadtest/ping"
 
-dev_hash=$(grep -o '"Sha256": *"[0-9a-f]*"' src/TunnelServer/appsettings.Development.json | grep -o '[0-9a-f]\{64\}')
-start TunnelServer "$RUN_DIR/server" env ASPNETCORE_ENVIRONMENT=Production DOTNET_ENVIRONMENT=Production \
-  Tunnel__Tokens__0__Name=dev Tunnel__Tokens__0__Sha256="$dev_hash" Tunnel__Tokens__0__Sessions__0="$SESSION" \
-  dotnet TunnelServer.dll --urls "http://127.0.0.1:$TUNNEL_PORT"
-SERVER_PID="${PIDS[-1]}"
+dev_grant_env
+start TunnelServer "$RUN_DIR/server" "${DEV_GRANT_ENV[@]}" -- dotnet TunnelServer.dll --urls "http://127.0.0.1:$TUNNEL_PORT"
+SERVER_PID=$LAST_PID
 wait_ready TunnelServer "http://127.0.0.1:$TUNNEL_PORT/healthz"
 
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(load_average)"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
 T0=$SECONDS
 common=(--sockets "$sockets" --rate "$rate" --duration "$duration" --message-size "$message_size")
@@ -223,24 +177,22 @@ for limit in "${limits[@]}"; do
     client_env+=("Tunnel__MaxConcurrentRequests=$limit")
     label="tunnel (client MaxConcurrentRequests $limit)"
   fi
-  start TunnelClient "$RUN_DIR/client" env "${client_env[@]}" \
-    dotnet TunnelClient.dll --server "http://127.0.0.1:$TUNNEL_PORT" --backend "http://127.0.0.1:$BACKEND_PORT"
-  CLIENT_PID="${PIDS[-1]}"
+  start TunnelClient "$RUN_DIR/client" "${client_env[@]}" \
+    -- dotnet TunnelClient.dll --server "http://127.0.0.1:$TUNNEL_PORT" --backend "http://127.0.0.1:$BACKEND_PORT"
+  CLIENT_PID=$LAST_PID
   wait_ready TunnelClient "http://127.0.0.1:$TUNNEL_PORT/session/$SESSION/loadtest/ping"
   run_harness "$label" "ws://127.0.0.1:$TUNNEL_PORT/session/$SESSION/loadtest/ws" \
     "http://127.0.0.1:$TUNNEL_PORT/session/$SESSION/loadtest/get" "TestBackend=$BACKEND_PID" "TunnelServer=$SERVER_PID" "TunnelClient=$CLIENT_PID"
-  log "stopping TunnelClient (PID $CLIENT_PID)"
-  stop_pid "$CLIENT_PID"
+  stop_pid TunnelClient "$CLIENT_PID"
 done
-LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_END="$(load_average)"
 ELAPSED=$((SECONDS - T0))
 
 # ---------------------------------------------------------------------------------------------------- report
 "${HARNESS[@]}" ws report "${jsons[@]}" --markdown "$RUN_DIR/table.md" >/dev/null
-MACHINE="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
-DOTNET_VERSION="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
-COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-DIRTY=""; [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- src 2>/dev/null)" ]] && DIRTY=" + uncommitted src changes"
+MACHINE="$(machine_info)"
+DOTNET_VERSION="$(dotnet_runtime_version)"
+commit_info
 SECTION="$RUN_DIR/section.md"
 {
   echo "$BEGIN_MARK"
@@ -268,15 +220,7 @@ SECTION="$RUN_DIR/section.md"
 cat "$SECTION"
 
 if ((doc)); then
-  if grep -qxF "$BEGIN_MARK" "$DOC" && grep -qxF "$END_MARK" "$DOC"; then
-    awk -v section="$SECTION" -v begin="$BEGIN_MARK" -v end="$END_MARK" '
-      $0 == begin && !done { while ((getline line < section) > 0) print line; skipping = 1; done = 1; next }
-      $0 == end && skipping { skipping = 0; next }
-      !skipping { print }' "$DOC" >"$DOC.tmp.$$"
-    mv "$DOC.tmp.$$" "$DOC"
-  else
-    { echo; cat "$SECTION"; } >>"$DOC"
-  fi
+  write_doc_section "$DOC" "$SECTION" "$BEGIN_MARK" "$END_MARK"
   log "wrote $DOC"
 fi
 log "artifacts: $RUN_DIR"
