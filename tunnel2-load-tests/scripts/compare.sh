@@ -205,9 +205,10 @@ start_backend() {
   wait_ready TestBackend "http://127.0.0.1:$BACKEND_PORT/loadtest/ping" "$BACKEND_PID"
 }
 
+# Production, with the dev grant from the environment (lib/common.sh): no developer exception page on the measured path.
 start_server() {
-  start TunnelServer "$SERVER_DIR" DOTNET_ENVIRONMENT=Development ASPNETCORE_ENVIRONMENT=Development -- \
-    ./t2-compare-server --urls "http://127.0.0.1:$TUNNEL_PORT"
+  dev_grant_env
+  start TunnelServer "$SERVER_DIR" "${DEV_GRANT_ENV[@]}" -- ./t2-compare-server --urls "http://127.0.0.1:$TUNNEL_PORT"
   SERVER_PID=$LAST_PID
   wait_ready TunnelServer "http://127.0.0.1:$TUNNEL_PORT/healthz" "$SERVER_PID"
 }
