@@ -209,7 +209,8 @@ SECTION="$ART/section.md"
         command="(same run)"
       done
     done
-    echo "| download / upload | tunnel, TLS on the uplink | TODO | | | | needs TLS on the uplink (not implemented yet): rerun with an \`https\` server URL and compare with the row above |"
+    # A "tunnel, TLS" row: tls-speedtest.sh --doc replaces it with its measured rows.
+    echo "| download / upload | tunnel, TLS on the uplink | | | | | measured separately (TLS off vs on, same setup): see [TLS on the uplink]($TLS_SECTION_ANCHOR), written by \`tunnel2-load-tests/scripts/tls-speedtest.sh --doc\` |"
     echo
   fi
 
