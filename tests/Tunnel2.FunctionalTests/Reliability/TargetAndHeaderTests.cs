@@ -136,7 +136,7 @@ public sealed class TargetAndHeaderTests(ITestOutputHelper output)
         await watch.AssertHealthyAsync(expectedUplinks: 2);
     }
 
-    [Fact(Skip = "bug (known limit, docs/adr/0004): with 'Connection: keep-alive, X-Secret' Kestrel shows only the keep-alive token, so the nominated X-Secret is forwarded; see report")]
+    [Fact(Skip = "bug (known limit, docs/adr/0004): with 'Connection: keep-alive, X-Secret' Kestrel shows only the keep-alive token, so the nominated X-Secret is forwarded; see docs/reliability.md, D16")]
     public async Task D16_NominatedFieldNextToKeepAlive_Removed()
     {
         var backend = new RecordingBackend();
