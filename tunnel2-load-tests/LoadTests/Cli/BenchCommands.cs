@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Tunnel2.LoadTests.Bench;
 using Tunnel2.LoadTests.Engine;
 using Tunnel2.LoadTests.Profiles;
@@ -16,12 +15,7 @@ namespace Tunnel2.LoadTests.Cli;
 /// </summary>
 internal static class BenchCommands
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
+    private static readonly JsonSerializerOptions JsonOptions = OutputJson.Options;
 
     public static Command CreateSpeedTestCommand()
     {

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Tunnel2.LoadTests.Profiles;
 using Tunnel2.LoadTests.WebSockets;
+using Tunnel2.LoadTests.Reporting;
 
 namespace Tunnel2.LoadTests.Cli;
 
@@ -14,12 +14,7 @@ namespace Tunnel2.LoadTests.Cli;
 /// </summary>
 internal static class WebSocketCommand
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
+    private static readonly JsonSerializerOptions JsonOptions = OutputJson.Options;
 
     public static Command Create()
     {

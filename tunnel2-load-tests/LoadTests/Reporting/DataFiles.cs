@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Tunnel2.LoadTests.Engine;
 using Tunnel2.LoadTests.Run;
 
@@ -10,13 +9,7 @@ namespace Tunnel2.LoadTests.Reporting;
 /// <summary>The raw data: results.json, results.csv (per second), stages.csv, resources.csv.</summary>
 internal static class DataFiles
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    private static readonly JsonSerializerOptions JsonOptions = OutputJson.Options;
 
     public static void WriteJson(RunResult run, string path)
     {

@@ -28,22 +28,7 @@ internal sealed class AllocationTypeSampler : IDisposable
         _session = session;
         _source = new EventPipeEventSource(session.EventStream);
         _source.Clr.GCAllocationTick += OnAllocationTick;
-        _reader = new Thread(() =>
-        {
-            try
-            {
-                _source.Process();
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // The target exited or the session was stopped.
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "eventpipe-alloc-ticks",
-        };
-        _reader.Start();
+        _reader = EventPipeReader.Start(_source, "eventpipe-alloc-ticks");
     }
 
     /// <summary>Connects to <paramref name="pid"/>'s diagnostic port; null with the reason when that is impossible.</summary>

@@ -51,22 +51,7 @@ internal sealed class EventPipeGcSource : IGcSource
         _session = session;
         _source = new EventPipeEventSource(session.EventStream);
         _source.Dynamic.All += OnEvent;
-        _reader = new Thread(() =>
-        {
-            try
-            {
-                _source.Process();
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // The target exited or the session was stopped.
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "eventpipe-counters",
-        };
-        _reader.Start();
+        _reader = EventPipeReader.Start(_source, "eventpipe-counters");
     }
 
     /// <summary>Connects to <paramref name="pid"/>'s diagnostic port; null with the reason when that is impossible.</summary>

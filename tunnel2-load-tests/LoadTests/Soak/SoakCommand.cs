@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Tunnel2.LoadTests.Cli;
 using Tunnel2.LoadTests.Profiles;
+using Tunnel2.LoadTests.Reporting;
 
 namespace Tunnel2.LoadTests.Soak;
 
@@ -18,12 +18,7 @@ namespace Tunnel2.LoadTests.Soak;
 /// </summary>
 internal static class SoakCommand
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
+    private static readonly JsonSerializerOptions JsonOptions = OutputJson.Options;
 
     public static Command Create()
     {
