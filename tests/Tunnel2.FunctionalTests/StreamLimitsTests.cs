@@ -246,11 +246,7 @@ public sealed class StreamLimitsTests(ITestOutputHelper output)
         var listener = harness.TcpListener("echo");
         var closed = new CountdownSignal(listener);
         var baseline = await harness.BaselineSocketsAsync();
-        var clients = new List<TcpClient>();
-        for (var i = 0; i < 8; i++)
-        {
-            clients.Add(await ConnectAndEchoAsync(listener.Port, i));
-        }
+        var clients = await ConnectAndEchoAsync(listener.Port, count: 8);
 
         Assert.Equal(8, listener.ActiveConnections);
         Assert.Equal(8, await harness.ActiveStreamsAsync());
@@ -272,11 +268,7 @@ public sealed class StreamLimitsTests(ITestOutputHelper output)
         var listener = harness.TcpListener("echo");
         var closed = new CountdownSignal(listener);
         var baseline = await harness.BaselineSocketsAsync();
-        var clients = new List<TcpClient>();
-        for (var i = 0; i < 8; i++)
-        {
-            clients.Add(await ConnectAndEchoAsync(listener.Port, i));
-        }
+        var clients = await ConnectAndEchoAsync(listener.Port, count: 8);
 
         Assert.Equal(8, listener.ActiveConnections);
         harness.AssertSocketsAbove(baseline, 8);
@@ -301,7 +293,19 @@ public sealed class StreamLimitsTests(ITestOutputHelper output)
         ConfigureClient = o => o.TcpServices["echo"] = $"127.0.0.1:{service.Port}",
     };
 
-    private static async Task<TcpClient> ConnectAndEchoAsync(int port, int index)
+    /// <summary><paramref name="count"/> public TCP connections, each proven to echo through the tunnel.</summary>
+    private static async Task<List<TcpClient>> ConnectAndEchoAsync(int port, int count)
+    {
+        var clients = new List<TcpClient>();
+        for (var i = 0; i < count; i++)
+        {
+            clients.Add(await ConnectAndEchoOneAsync(port, i));
+        }
+
+        return clients;
+    }
+
+    private static async Task<TcpClient> ConnectAndEchoOneAsync(int port, int index)
     {
         var client = new TcpClient { NoDelay = true };
         await client.ConnectAsync(IPAddress.Loopback, port).DefaultTimeout();
