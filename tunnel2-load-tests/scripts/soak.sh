@@ -146,17 +146,20 @@ wait_ready TunnelClient "$SESSION_URL/loadtest/ping" "$CLIENT_PID"
 log "TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (PID $SERVER_PID), TunnelClient PID $CLIENT_PID; run folder $RUN_DIR"
 
 # ---------------------------------------------------------------------------------------------------- sampler
-# Once a second: the server's RSS (VmRSS), open descriptors, and its TCP sockets (established, any state) from ss.
+# Once a second: the server's RSS (VmRSS, and its anonymous, file-backed and shared parts: mapped code pages that
+# are touched for the first time show up as file-backed growth, a heap leak as anonymous growth), open descriptors,
+# and its TCP sockets (established, any state) from ss.
 sample_loop() {
-  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\n'
-  local rss fds sockets estab all
+  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\trss_anon_kb\trss_file_kb\trss_shmem_kb\n'
+  local rss fds sockets estab all parts
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
+    parts=$(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 } END { printf "%s\t%s\t%s", a, f, s }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
     fds=$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
     sockets=$(ss -Htanp 2>/dev/null | grep -F "pid=$SERVER_PID," || true)
     estab=$(grep -c '^ESTAB' <<<"$sockets" || true)
     all=$(grep -c . <<<"$sockets" || true)
-    [[ -n "$rss" ]] && printf '%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$estab" "$all"
+    [[ -n "$rss" ]] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$estab" "$all" "$parts"
     sleep 1
   done
 }

@@ -206,6 +206,33 @@ public sealed class SoakTests
     }
 
     [Fact]
+    public void Analysis_RssBreakdown_ReportedButNeverTheVerdict()
+    {
+        // RSS flat overall while its parts move (file-backed pages faulted in, anonymous pages given back): the parts
+        // explain, the total decides.
+        var samples = new List<SoakSample>();
+        for (var second = 0; second <= 100; second++)
+        {
+            var late = second > 80;
+            samples.Add(new SoakSample(second * 1000L, new Dictionary<string, double>
+            {
+                ["rss_kb"] = 100_000,
+                ["rss_anon_kb"] = late ? 30_000 : 40_000,
+                ["rss_file_kb"] = late ? 70_000 : 60_000,
+            }));
+        }
+
+        var result = SoakAnalysis.Analyze(Load(bad: 0), [], samples, new SoakAnalysisOptions { WarmUp = TimeSpan.FromSeconds(10), CompareWindow = TimeSpan.FromSeconds(20) });
+
+        var file = Assert.Single(result.Resources, static r => r.Metric == "rss_file_kb");
+        Assert.True(file.Breakdown);
+        Assert.False(file.Pass);
+        Assert.Equal(-25, Assert.Single(result.Resources, static r => r.Metric == "rss_anon_kb").DeltaPercent);
+        Assert.False(Assert.Single(result.Resources, static r => r.Metric == "rss_kb").Breakdown);
+        Assert.True(result.Pass);
+    }
+
+    [Fact]
     public void Parse_KillLogAndSamples_AsTheScriptWritesThem()
     {
         var kills = SoakAnalysis.ParseKills(["# event\tunix_ms\tpid", "kill\t1000\t11", "ready\t1800\t12", "kill\t5000\t12"]);

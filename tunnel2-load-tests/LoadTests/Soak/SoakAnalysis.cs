@@ -13,7 +13,8 @@ internal sealed record SoakSample(long UnixMs, IReadOnlyDictionary<string, doubl
 internal sealed record SoakKillWindow(int Number, double AtSec, double? ReadySec, long Errors, double WindowSec, string Reasons);
 
 /// <summary>A resource at the start (after the warm-up) and at the end of the run: medians of a window of samples.</summary>
-internal sealed record SoakResourceDelta(string Metric, double Start, double End, int StartSamples, int EndSamples, double DeltaPercent, double Allowed, bool Pass);
+/// <param name="Breakdown">A part of another metric (RSS: anonymous, file-backed, shared), reported to explain drift, never a verdict by itself.</param>
+internal sealed record SoakResourceDelta(string Metric, double Start, double End, int StartSamples, int EndSamples, double DeltaPercent, double Allowed, bool Pass, bool Breakdown = false);
 
 /// <summary>The soak's verdict inputs and result.</summary>
 internal sealed record SoakAnalysisResult(
@@ -54,6 +55,9 @@ internal static class SoakAnalysis
     /// <summary>Metrics compared start vs end; counts get <see cref="SoakAnalysisOptions.CountSlack"/>.</summary>
     public static readonly IReadOnlyList<(string Column, bool IsCount)> ComparedMetrics =
         [("rss_kb", false), ("fds", true), ("tcp_estab", true), ("tcp_all", true)];
+
+    /// <summary>The parts of RSS (Linux /proc status): where drift comes from. Not part of the verdict.</summary>
+    public static readonly IReadOnlyList<string> RssBreakdown = ["rss_anon_kb", "rss_file_kb", "rss_shmem_kb"];
 
     public static SoakAnalysisResult Analyze(SoakLoadResult load, IReadOnlyList<SoakKill> kills, IReadOnlyList<SoakSample> samples, SoakAnalysisOptions options)
     {
@@ -99,7 +103,7 @@ internal static class SoakAnalysis
         }
 
         var resources = CompareResources(load, samples, options);
-        failures.AddRange(resources.Where(static r => !r.Pass).Select(r => string.Create(CultureInfo.InvariantCulture,
+        failures.AddRange(resources.Where(static r => !r.Pass && !r.Breakdown).Select(r => string.Create(CultureInfo.InvariantCulture,
             $"{r.Metric} changed {r.DeltaPercent:+0.0;-0.0} % ({r.Start:0.#} → {r.End:0.#}; allowed ±{r.Allowed:0.#})")));
         if (resources.Count == 0 && samples.Count > 0)
         {
@@ -128,7 +132,7 @@ internal static class SoakAnalysis
         var first = samples.Where(s => s.UnixMs >= from && s.UnixMs < from + window).ToList();
         var last = samples.Where(s => s.UnixMs > to - window && s.UnixMs <= to).ToList();
         var result = new List<SoakResourceDelta>();
-        foreach (var (column, isCount) in ComparedMetrics)
+        foreach (var (column, isCount, breakdown) in ComparedMetrics.Select(static m => (m.Column, m.IsCount, false)).Concat(RssBreakdown.Select(static c => (c, false, true))))
         {
             var a = Values(first, column);
             var b = Values(last, column);
@@ -146,7 +150,7 @@ internal static class SoakAnalysis
                 allowed = Math.Max(allowed, options.CountSlack);
             }
 
-            result.Add(new SoakResourceDelta(column, start, end, a.Count, b.Count, delta, allowed, Math.Abs(end - start) <= allowed));
+            result.Add(new SoakResourceDelta(column, start, end, a.Count, b.Count, delta, allowed, Math.Abs(end - start) <= allowed, breakdown));
         }
 
         return result;

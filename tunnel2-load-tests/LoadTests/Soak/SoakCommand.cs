@@ -135,16 +135,19 @@ internal static class SoakCommand
             md.AppendLine("|---|---:|---:|---:|---:|---|");
             foreach (var r in analysis.Resources)
             {
-                var (start, end, allowed) = r.Metric == "rss_kb" ? (r.Start / 1024, r.End / 1024, r.Allowed / 1024) : (r.Start, r.End, r.Allowed);
+                var (start, end, allowed) = r.Metric.StartsWith("rss_", StringComparison.Ordinal) ? (r.Start / 1024, r.End / 1024, r.Allowed / 1024) : (r.Start, r.End, r.Allowed);
                 var name = r.Metric switch
                 {
                     "rss_kb" => "RSS (MiB)",
+                    "rss_anon_kb" => "of which anonymous (heaps, stacks)",
+                    "rss_file_kb" => "of which file-backed (mapped code)",
+                    "rss_shmem_kb" => "of which shared (JIT code, double-mapped)",
                     "fds" => "open file descriptors",
                     "tcp_estab" => "TCP sockets, established",
                     "tcp_all" => "TCP sockets, any state",
                     var other => other,
                 };
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {start:0.#} | {end:0.#} | {r.DeltaPercent:+0.0;-0.0;0.0} % | ±{allowed:0.#} | {(r.Pass ? "ok" : "**drift**")} |");
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {start:0.#} | {end:0.#} | {r.DeltaPercent:+0.0;-0.0;0.0} % | ±{allowed:0.#} | {(r.Breakdown ? "breakdown" : r.Pass ? "ok" : "**drift**")} |");
             }
 
             md.AppendLine();
