@@ -41,6 +41,13 @@ public sealed class TunnelServerOptions
     /// <summary>Largest public request body, in bytes; null for no limit (the default: bodies are streamed, never buffered).</summary>
     public long? MaxRequestBodySize { get; set; }
 
+    /// <summary>
+    /// Forward TRACE and TRACK to the backend. Off by default: the entry answers them 405, because a backend that
+    /// echoes the request would hand cookies and credentials back to the caller (Cross-Site Tracing,
+    /// docs/adr/0009-host-filtering-and-trace.md). Turn on only for a backend whose TRACE you need to debug.
+    /// </summary>
+    public bool AllowTrace { get; set; }
+
     /// <summary>Base of the public URL reported to clients, e.g. https://tunnel.example.com; derived from the uplink request when empty.</summary>
     public string? PublicBaseUrl { get; set; }
 

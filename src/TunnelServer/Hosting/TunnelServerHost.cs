@@ -58,6 +58,8 @@ public static class TunnelServerHost
             .Bind(configuration.GetSection(TunnelServerOptions.SectionName))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<TunnelServerOptions>, TunnelServerOptionsValidator>();
+        services.AddSingleton<IValidateOptions<Microsoft.AspNetCore.HostFiltering.HostFilteringOptions>, AllowedHostsValidator>();
+        services.AddOptions<Microsoft.AspNetCore.HostFiltering.HostFilteringOptions>().ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<EntryRateLimiter>();

@@ -90,10 +90,18 @@ internal sealed class ProxyEntryMiddleware
                 return WriteErrorAsync(context, ProxyError.BadRequestTarget, session: null, exception: null);
         }
 
-        if (HttpMethods.IsConnect(context.Request.Method))
+        var method = context.Request.Method;
+        if (HttpMethods.IsConnect(method))
         {
             // Never a proxy for arbitrary destinations (reliability.md D22); raw TCP goes through service ports.
             return WriteErrorAsync(context, ProxyError.MethodNotAllowed, session: null, exception: null);
+        }
+
+        if (method.Length == 5 && !_options.AllowTrace && IsTraceOrTrack(method))
+        {
+            // A backend that echoes TRACE would hand the caller's cookies and Authorization back (Cross-Site Tracing,
+            // reliability.md D22, docs/adr/0009-host-filtering-and-trace.md). Other methods pay one length comparison.
+            return WriteErrorAsync(context, ProxyError.TraceNotAllowed, session: null, exception: null);
         }
 
         if (_drain.IsDraining)
@@ -628,6 +636,13 @@ internal sealed class ProxyEntryMiddleware
         return ProxyError.None;
     }
 
+    /// <summary>
+    /// TRACE, or TRACK (IIS's TRACE). In any case: methods are case-sensitive, but servers that match them without case
+    /// would still echo a <c>trace</c>.
+    /// </summary>
+    private static bool IsTraceOrTrack(string method)
+        => HttpMethods.IsTrace(method) || string.Equals(method, "TRACK", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The Upgrade value to pass through for an upgradable HTTP/1.1 request, or null (never h2c).</summary>
     private static string? ForwardableUpgrade(HttpContext context)
     {
@@ -695,7 +710,8 @@ internal sealed class ProxyEntryMiddleware
         var statusCode = error == ProxyError.RequestBodyClient && exception is Microsoft.AspNetCore.Http.BadHttpRequestException bad
             ? bad.StatusCode
             : ProxyErrorMapping.ToStatusCode(error);
-        if (error is not (ProxyError.SessionNotFound or ProxyError.RateLimited or ProxyError.NodeRefused))
+        // Scanners probe unknown ids and TRACE on every host: those are counted, not logged.
+        if (error is not (ProxyError.SessionNotFound or ProxyError.RateLimited or ProxyError.NodeRefused or ProxyError.TraceNotAllowed))
         {
             Log.ProxyError(_logger, context.Request.Method, sessionLabel, error, statusCode, exception);
         }

@@ -13,6 +13,9 @@ internal enum ProxyError
     /// <summary>CONNECT, which the entry never forwards.</summary>
     MethodNotAllowed,
 
+    /// <summary>TRACE or TRACK, refused unless <see cref="TunnelServerOptions.AllowTrace"/> (Cross-Site Tracing).</summary>
+    TraceNotAllowed,
+
     /// <summary>The request head does not fit one HEADERS frame.</summary>
     RequestHeadTooLarge,
 
@@ -92,7 +95,7 @@ internal static class ProxyErrorMapping
     public static int ToStatusCode(ProxyError error) => error switch
     {
         ProxyError.BadRequestTarget => StatusCodes.Status400BadRequest,
-        ProxyError.MethodNotAllowed => StatusCodes.Status405MethodNotAllowed,
+        ProxyError.MethodNotAllowed or ProxyError.TraceNotAllowed => StatusCodes.Status405MethodNotAllowed,
         ProxyError.RequestHeadTooLarge => StatusCodes.Status431RequestHeaderFieldsTooLarge,
         ProxyError.SessionNotFound => StatusCodes.Status404NotFound,
         ProxyError.NoUplink or ProxyError.ClientRefused or ProxyError.Draining or ProxyError.DirectoryUnavailable
@@ -109,6 +112,7 @@ internal static class ProxyErrorMapping
         ProxyError.BadRequestTarget => "Tunnel2: the request path contains dot-segments ('.' or '..'), which the tunnel does not forward.",
         ProxyError.RequestHeadTooLarge => "Tunnel2: the request headers are too large for the tunnel.",
         ProxyError.MethodNotAllowed => "Tunnel2: CONNECT is not forwarded.",
+        ProxyError.TraceNotAllowed => "Tunnel2: TRACE and TRACK are not forwarded.",
         ProxyError.SessionNotFound => "Tunnel2: no such session.",
         ProxyError.RateLimited => "Tunnel2: too many requests; slow down.",
         ProxyError.NoUplink => "Tunnel2: the session's client is not connected; try again shortly.",

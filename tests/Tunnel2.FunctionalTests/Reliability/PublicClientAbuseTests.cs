@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Tunnel2.FunctionalTests.Infrastructure;
 using Tunnel2.Testing;
 using Xunit.Abstractions;
 
@@ -250,6 +251,61 @@ public sealed class PublicClientAbuseTests(ITestOutputHelper output)
         await watch.AssertHealthyAsync(expectedUplinks: 2);
     }
 
+    /// <summary>
+    /// TRACE echoes the request back, so a page that can send it reads the cookies and credentials the browser attached
+    /// (Cross-Site Tracing); TRACK is IIS's TRACE. The entry refuses both, in any case, before any session is touched
+    /// (docs/adr/0009-host-filtering-and-trace.md), and the connection carries on.
+    /// </summary>
+    [Theory]
+    [InlineData("TRACE")]
+    [InlineData("TRACK")]
+    [InlineData("trace")]
+    public async Task D22_TraceAndTrack_405_NeverForwarded_ConnectionKeepsServing(string method)
+    {
+        var backend = new RecordingBackend();
+        await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend);
+        using var watch = new UplinkWatch(tunnel);
+        var refusedBefore = await CountAsync(tunnel, "trace_not_allowed");
+        await using var raw = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl);
+
+        await raw.SendAsync($"{method} {tunnel.Target("rec/trace")} HTTP/1.1\r\nHost: {tunnel.Host()}\r\n"
+            + "Cookie: sid=secret-cookie\r\nAuthorization: Bearer secret-token\r\n\r\n");
+        var refused = await raw.ReadResponseAsync();
+
+        Assert.NotNull(refused);
+        Assert.True(refused.StatusCode == 405, $"{method}: expected 405, got {refused}.");
+        Assert.Contains("TRACE and TRACK are not forwarded", refused.BodyText, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", refused.BodyText, StringComparison.Ordinal);
+        Assert.Empty(backend.Requests);
+
+        // The same keep-alive connection serves the next request; watch.AssertHealthyAsync then uses a new one.
+        await raw.SendAsync($"GET {tunnel.Target("rec/after-trace")} HTTP/1.1\r\nHost: {tunnel.Host()}\r\nConnection: close\r\n\r\n");
+        var next = await raw.ReadResponseAsync();
+
+        Assert.Equal(200, next?.StatusCode);
+        var seen = Assert.Single(backend.Requests);
+        Assert.Equal(("GET", "/rec/after-trace"), (seen.Method, seen.RawTarget));
+        Assert.Equal(1, await CountAsync(tunnel, "trace_not_allowed") - refusedBefore);
+        await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
+    [Fact]
+    public async Task D22_Trace_AllowTrace_ForwardedToTheBackend()
+    {
+        var backend = new RecordingBackend();
+        await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend, server: o => o.AllowTrace = true);
+        using var watch = new UplinkWatch(tunnel);
+        await using var raw = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl);
+
+        await raw.SendAsync($"TRACE {tunnel.Target("rec/trace")} HTTP/1.1\r\nHost: {tunnel.Host()}\r\nConnection: close\r\n\r\n");
+        var response = await raw.ReadResponseAsync();
+
+        Assert.Equal(200, response?.StatusCode);
+        var seen = Assert.Single(backend.Requests);
+        Assert.Equal(("TRACE", "/rec/trace"), (seen.Method, seen.RawTarget));
+        await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
     [Fact]
     public async Task D24_RandomAndMalformedSessionIds_UniformNotFound()
     {
@@ -280,5 +336,14 @@ public sealed class PublicClientAbuseTests(ITestOutputHelper output)
         Assert.Single(answers.Select(a => (a.Body, a.ContentType, a.CacheControl)).Distinct());
         Assert.Empty(backend.Requests);
         await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
+    /// <summary>The server's <c>tunnel2_requests_total</c> for requests refused before any session, by outcome.</summary>
+    private static async Task<double> CountAsync(TestTunnel tunnel, string outcome)
+    {
+        var series = $"tunnel2_requests_total{{session=\"none\",outcome=\"{outcome}\"}} ";
+        var exposition = await tunnel.Http.GetStringAsync(new Uri(tunnel.ServerUrl, "metrics")).DefaultTimeout();
+        var line = exposition.Split('\n').FirstOrDefault(l => l.StartsWith(series, StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line.AsSpan(series.Length), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -151,7 +151,7 @@ public sealed class TargetAndHeaderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task D17_ForeignHost_NoHostFiltering_BackendStillGetsItsOwnHost()
+    public async Task D17_ForeignHost_DefaultAnyHost_Forwarded_BackendStillGetsItsOwnHost()
     {
         var backend = new RecordingBackend();
         await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend);
@@ -159,13 +159,72 @@ public sealed class TargetAndHeaderTests(ITestOutputHelper output)
 
         var response = await SendRawAsync(tunnel, tunnel.Target("rec/host"), host: "evil.example");
 
-        // Observed: no Host filtering is configured, so any Host is accepted (a policy not yet chosen, see
-        // docs/reliability.md). The public Host only ever travels as X-Forwarded-Host; the backend's Host is its own.
+        // The default AllowedHosts "*": sessions are addressed by path, so any Host reaches them
+        // (docs/adr/0009-host-filtering-and-trace.md). The public Host only ever travels as X-Forwarded-Host; the
+        // backend's Host is its own.
         Assert.Equal(200, response.StatusCode);
         var seen = Assert.Single(backend.Requests);
         Assert.Equal(tunnel.BackendUrl.Authority, seen.Header("Host"));
         Assert.Equal("evil.example", seen.Header("X-Forwarded-Host"));
         await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
+    [Theory]
+    [InlineData("evil.example")]
+    [InlineData("evil.example:80")]
+    [InlineData("tunnel.test.evil.example")]
+    [InlineData("eviltunnel.test")]
+    [InlineData("apps.test")]
+    [InlineData("127.0.0.2")]
+    public async Task D17_AllowedHostsSet_ForeignHost_400_BackendNeverSeesIt(string host)
+    {
+        var backend = new RecordingBackend();
+        await using var tunnel = await StartWithAllowedHostsAsync(backend);
+        using var watch = new UplinkWatch(tunnel);
+
+        var response = await SendRawAsync(tunnel, tunnel.Target("rec/host"), host: host);
+        var health = await SendRawAsync(tunnel, "/healthz", host: host);
+
+        Assert.True(response.StatusCode == 400, $"Host {host}: expected 400, got {response}.");
+        Assert.Contains("Invalid Hostname", response.BodyText, StringComparison.Ordinal);
+        Assert.Empty(backend.Requests);
+
+        // ASP.NET Core's host filtering runs before every endpoint, not only the entry: probes need a listed Host.
+        Assert.Equal(400, health.StatusCode);
+        await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
+    [Theory]
+    [InlineData("tunnel.test")]
+    [InlineData("tunnel.test:8443")]
+    [InlineData("TUNNEL.Test")]
+    [InlineData("a.apps.test")]
+    [InlineData("B.Apps.TEST:443")]
+    public async Task D17_AllowedHostsSet_ListedHost_Forwarded(string host)
+    {
+        var backend = new RecordingBackend();
+        await using var tunnel = await StartWithAllowedHostsAsync(backend);
+        using var watch = new UplinkWatch(tunnel);
+
+        var response = await SendRawAsync(tunnel, tunnel.Target("rec/host"), host: host);
+
+        // Names match without case, the port is not compared, "*.apps.test" takes any subdomain.
+        Assert.True(response.StatusCode == 200, $"Host {host}: expected 200, got {response}.");
+        var seen = Assert.Single(backend.Requests);
+        Assert.Equal(tunnel.BackendUrl.Authority, seen.Header("Host"));
+        Assert.Equal(host, seen.Header("X-Forwarded-Host"));
+        await watch.AssertHealthyAsync(expectedUplinks: 2);
+    }
+
+    [Fact]
+    public async Task D17_AllowedHostsWithAPort_ServerRefusesToStart()
+    {
+        // ASP.NET Core would accept the list and then refuse every request (ports are not compared).
+        await using var server = Tunnel2.Server.Hosting.TunnelServerHost.Build(["--urls", "http://127.0.0.1:0", "--AllowedHosts", "tunnel.test:8443"]);
+
+        var failure = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => server.StartAsync().DefaultTimeout());
+
+        Assert.Contains("AllowedHosts has 'tunnel.test:8443'", failure.Message, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -230,6 +289,13 @@ public sealed class TargetAndHeaderTests(ITestOutputHelper output)
         Assert.Null(seen.Header("Connection"));
         await watch.AssertHealthyAsync(expectedUplinks: 2);
     }
+
+    /// <summary>
+    /// A tunnel whose server answers only the listed hosts (ASP.NET Core's <c>AllowedHosts</c>). 127.0.0.1 is listed
+    /// because the test client's uplinks and the follow-up request dial the server by address, as probes would.
+    /// </summary>
+    private Task<TestTunnel> StartWithAllowedHostsAsync(RecordingBackend backend)
+        => ReliabilityTunnel.StartAsync(output, backend, serverHost: b => b.Configuration["AllowedHosts"] = "tunnel.test;*.apps.test;127.0.0.1");
 
     /// <summary>
     /// One GET (with extra header lines) on its own connection. Adds <c>Connection: close</c> unless the test sends its
