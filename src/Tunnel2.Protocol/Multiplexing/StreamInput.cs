@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace Tunnel2.Protocol.Multiplexing;
 
@@ -13,6 +14,7 @@ internal sealed class StreamInput : PipeReader
     private readonly TunnelStream _stream;
     private readonly PipeReader _inner;
     private ReadOnlySequence<byte> _lastBuffer;
+    private bool _completed;
 
     public StreamInput(TunnelStream stream, PipeReader inner)
     {
@@ -20,15 +22,33 @@ internal sealed class StreamInput : PipeReader
         _inner = inner;
     }
 
-    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        var result = await _inner.ReadAsync(cancellationToken);
+        ThrowIfCompleted();
+
+        // Most reads find data already there (the read loop wrote it) or wait once; neither may allocate a state machine.
+        var pending = _inner.ReadAsync(cancellationToken);
+        if (pending.IsCompletedSuccessfully)
+        {
+            var result = pending.Result;
+            _lastBuffer = result.Buffer;
+            return new ValueTask<ReadResult>(result);
+        }
+
+        return ReadAsyncAwaited(pending);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ReadResult> ReadAsyncAwaited(ValueTask<ReadResult> pending)
+    {
+        var result = await pending;
         _lastBuffer = result.Buffer;
         return result;
     }
 
     public override bool TryRead(out ReadResult result)
     {
+        ThrowIfCompleted();
         if (_inner.TryRead(out result))
         {
             _lastBuffer = result.Buffer;
@@ -42,6 +62,7 @@ internal sealed class StreamInput : PipeReader
 
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
+        ThrowIfCompleted();
         var consumedBytes = _lastBuffer.Slice(_lastBuffer.Start, consumed).Length;
         _lastBuffer = default;
         _inner.AdvanceTo(consumed, examined);
@@ -51,11 +72,34 @@ internal sealed class StreamInput : PipeReader
         }
     }
 
-    public override void CancelPendingRead() => _inner.CancelPendingRead();
+    public override void CancelPendingRead()
+    {
+        if (!_completed)
+        {
+            _inner.CancelPendingRead();
+        }
+    }
 
     public override void Complete(Exception? exception = null)
     {
+        // The pipe goes back to the connection's pool once both ends are complete: from here on this reader must never
+        // touch it again, whatever its consumer does.
+        if (_completed)
+        {
+            return;
+        }
+
+        _completed = true;
+        _lastBuffer = default;
         _inner.Complete(exception);
         _stream.OnInputCompleted();
+    }
+
+    private void ThrowIfCompleted()
+    {
+        if (_completed)
+        {
+            throw new InvalidOperationException("Reading is not allowed after the stream's input was completed.");
+        }
     }
 }

@@ -35,6 +35,8 @@ public sealed class TunnelConnection : IAsyncDisposable
     private readonly TaskCompletionSource _peerGoingAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closing = new();
     private readonly Lock _stateLock = new();
+    private readonly Stack<Pipe> _inputPipes = new();
+    private readonly Lock _inputPipesLock = new();
     private readonly int _connectionWindowUpdateThreshold;
 
     // Guarded by _stateLock.
@@ -445,6 +447,48 @@ public sealed class TunnelConnection : IAsyncDisposable
 
             _lastLocalStreamIdSent = stream.StreamId;
             return Writer.TryEnqueue(OutboundFrame.Payload(FrameType.Headers, flags, stream.StreamId, block, 0, length, returnBuffer: true));
+        }
+    }
+
+    // Kestrel keeps up to 100 HTTP/2 streams per connection for reuse; a pipe is smaller, and an uplink carries more.
+    private const int MaxPooledInputPipes = 128;
+
+    /// <summary>Reset input pipes waiting for a stream (for tests).</summary>
+    internal int PooledInputPipeCount
+    {
+        get
+        {
+            lock (_inputPipesLock)
+            {
+                return _inputPipes.Count;
+            }
+        }
+    }
+
+    /// <summary>A stream's input pipe: a reset one from earlier streams when there is one (Kestrel's HTTP/2 streams reuse theirs too).</summary>
+    internal Pipe RentInputPipe()
+    {
+        lock (_inputPipesLock)
+        {
+            if (_inputPipes.TryPop(out var pipe))
+            {
+                return pipe;
+            }
+        }
+
+        return new Pipe(TunnelStream.InputPipeOptions);
+    }
+
+    /// <summary>Takes back a pipe whose reader and writer are both complete; beyond the cap it is left to the GC.</summary>
+    internal void ReturnInputPipe(Pipe pipe)
+    {
+        pipe.Reset();
+        lock (_inputPipesLock)
+        {
+            if (_inputPipes.Count < MaxPooledInputPipes)
+            {
+                _inputPipes.Push(pipe);
+            }
         }
     }
 

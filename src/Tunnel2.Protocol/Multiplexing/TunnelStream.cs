@@ -17,7 +17,7 @@ namespace Tunnel2.Protocol.Multiplexing;
 /// </remarks>
 public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<ReceivedHeaderBlock>
 {
-    private static readonly PipeOptions s_inputPipeOptions = new(
+    internal static readonly PipeOptions InputPipeOptions = new(
         pool: MemoryPool<byte>.Shared,
         readerScheduler: PipeScheduler.ThreadPool,
         writerScheduler: PipeScheduler.Inline,
@@ -29,7 +29,12 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
     private readonly TunnelConnection _connection;
     private readonly Lock _lock = new();
+    // Rented from the connection and given back once both its ends are complete (both flags below, under _lock):
+    // a request costs no Pipe, no segment stack and no reader/writer objects once the uplink is warm.
     private readonly Pipe _inputPipe;
+    private bool _inputWriterCompleting;
+    private bool _inputWriterCompleted;
+    private bool _inputReaderCompleted;
     private readonly StreamInput _input;
     private int _windowUpdateThreshold;
     private int _windowSize;
@@ -73,7 +78,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         _receiveWindow = receiveWindow;
         _windowSize = receiveWindow;
         _windowUpdateThreshold = Math.Max(1, receiveWindow / FlowControlConstants.WindowUpdateDivisor);
-        _inputPipe = new Pipe(s_inputPipeOptions);
+        _inputPipe = connection.RentInputPipe();
         _input = new StreamInput(this, _inputPipe.Reader);
         _headSource.RunContinuationsAsynchronously = true;
         _creditSource.RunContinuationsAsynchronously = true;
@@ -555,7 +560,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
         pendingHead.Dispose();
         trailers.Dispose();
-        _inputPipe.Writer.Complete(reason);
+        CompleteInputWriter(reason);
         _connection.FlowControl.CancelWait(this, reason);
         if (failHeadWait)
         {
@@ -640,24 +645,61 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         return extra;
     }
 
+    /// <summary>Called once, after the consumer completed <see cref="Input"/>'s pipe reader.</summary>
     internal void OnInputCompleted()
     {
-        long creditBack;
+        long creditBack = 0;
+        bool recycle;
         lock (_lock)
         {
-            if (_inputAbandoned)
+            _inputReaderCompleted = true;
+            recycle = _inputWriterCompleted;
+            if (!_inputAbandoned)
             {
-                return;
+                _inputAbandoned = true;
+                creditBack = _unconsumedBytes;
+                _unconsumedBytes = 0;
             }
-
-            _inputAbandoned = true;
-            creditBack = _unconsumedBytes;
-            _unconsumedBytes = 0;
         }
 
         if (creditBack > 0)
         {
             _connection.OnConnectionDataConsumed((int)creditBack);
+        }
+
+        if (recycle)
+        {
+            _connection.ReturnInputPipe(_inputPipe);
+        }
+    }
+
+    /// <summary>
+    /// Completes the input pipe's writer exactly once (the peer's END_STREAM, or an abort), then gives the pipe back if
+    /// the reader is complete too. Exactly one of this and <see cref="OnInputCompleted"/> sees both flags set.
+    /// </summary>
+    private void CompleteInputWriter(Exception? reason)
+    {
+        lock (_lock)
+        {
+            if (_inputWriterCompleting)
+            {
+                return;
+            }
+
+            _inputWriterCompleting = true;
+        }
+
+        _inputPipe.Writer.Complete(reason);
+        bool recycle;
+        lock (_lock)
+        {
+            _inputWriterCompleted = true;
+            recycle = _inputReaderCompleted;
+        }
+
+        if (recycle)
+        {
+            _connection.ReturnInputPipe(_inputPipe);
         }
     }
 
@@ -724,7 +766,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
             _remoteEnded = true;
         }
 
-        _inputPipe.Writer.Complete();
+        CompleteInputWriter(reason: null);
         TryRemove();
     }
 
