@@ -405,7 +405,32 @@ internal sealed class ProxyEntryMiddleware
         var start = _time.GetTimestamp();
         try
         {
-            error = await ReceiveResponseAsync(context, stream, start);
+            // The wait for the response head is awaited here rather than in a method of its own: it nearly always
+            // suspends, and each suspending async method costs a state machine box per request. What follows the head
+            // mostly completes synchronously for small responses, so it costs none.
+            var timeout = _timeouts.Rent(_options.ResponseHeadersTimeout);
+            ReceivedHeaderBlock head = default;
+            try
+            {
+                head = await stream.ReadHeadersAsync(timeout.Token);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                error = ProxyError.ResponseHeadersTimeout;
+            }
+            catch (TunnelStreamException ex)
+            {
+                error = context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyErrorMapping.FromResetCode(ex.ErrorCode);
+            }
+            finally
+            {
+                _timeouts.Return(timeout);
+            }
+
+            if (error == ProxyError.None)
+            {
+                error = await ForwardResponseAsync(context, stream, head, start);
+            }
         }
         catch (Exception ex)
         {
@@ -453,27 +478,8 @@ internal sealed class ProxyEntryMiddleware
     /// <returns>The error that ended the exchange, or <see cref="ProxyError.None"/>.</returns>
     // Pooled: one of these runs per proxied request.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ProxyError> ReceiveResponseAsync(HttpContext context, TunnelStream stream, long start)
+    private async ValueTask<ProxyError> ForwardResponseAsync(HttpContext context, TunnelStream stream, ReceivedHeaderBlock head, long start)
     {
-        ReceivedHeaderBlock head;
-        var timeout = _timeouts.Rent(_options.ResponseHeadersTimeout);
-        try
-        {
-            head = await stream.ReadHeadersAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-        {
-            return ProxyError.ResponseHeadersTimeout;
-        }
-        catch (TunnelStreamException ex)
-        {
-            return context.RequestAborted.IsCancellationRequested ? ProxyError.ClientAborted : ProxyErrorMapping.FromResetCode(ex.ErrorCode);
-        }
-        finally
-        {
-            _timeouts.Return(timeout);
-        }
-
         _metrics.ObserveResponseHead(_time.GetElapsedTime(start));
         string? headError;
         using (head)
