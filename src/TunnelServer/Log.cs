@@ -26,6 +26,9 @@ internal static partial class Log
     [LoggerMessage(104, LogLevel.Warning, "Uplink for session {Session} sent no SETTINGS within {Timeout}.", EventName = "UplinkHandshakeTimeout")]
     public static partial void UplinkHandshakeTimeout(ILogger logger, string session, TimeSpan timeout);
 
+    [LoggerMessage(105, LogLevel.Information, "Connection {ConnectionId} from {RemoteAddress} closed before authenticating as an uplink: {Reason} (Tunnel:UplinkPreAuth); {Bytes} bytes counted after {Elapsed}.", EventName = "UplinkPreAuthExceeded")]
+    public static partial void UplinkPreAuthExceeded(ILogger logger, string connectionId, IPAddress? remoteAddress, string reason, long bytes, TimeSpan elapsed);
+
     [LoggerMessage(110, LogLevel.Information, "{Method} request to session {Session} failed: {Error} ({StatusCode}).", EventName = "ProxyError")]
     public static partial void ProxyError(ILogger logger, string method, string session, ProxyError error, int statusCode, Exception? exception);
 

@@ -14,6 +14,18 @@ public sealed class TunnelServerOptions
     public string UplinkPath { get; set; } = "/tunnel/connect";
 
     /// <summary>
+    /// A listener of its own for the uplink, e.g. <c>http://0.0.0.0:12002</c>; empty (the default) serves the uplink on
+    /// the public port. When set, that listener serves only <see cref="UplinkPath"/> (anything else is 404), the public
+    /// listeners answer 404 on it, and the pre-authentication budget runs from the first moment of every connection on
+    /// it (docs/adr/0008-uplink-pre-auth-budget.md). Read from configuration when the host is built, like
+    /// <c>--urls</c>; <see cref="PublicBaseUrl"/> must then be set.
+    /// </summary>
+    public string? UplinkListenUrl { get; set; }
+
+    /// <summary>What a connection that presents itself as an uplink may cost before its token is accepted.</summary>
+    public TunnelUplinkPreAuthOptions UplinkPreAuth { get; set; } = new();
+
+    /// <summary>
     /// How long the ProxyEntry waits for the response head after the request head left. Longer than the client's
     /// own backend timeout (100 s, as HttpClient and YARP's ActivityTimeout), so a slow backend is reported by the
     /// client as 504 with its reason and this is only the backstop for a silent client.
@@ -69,6 +81,26 @@ public sealed class TunnelServerOptions
 
     /// <summary>Per-session and per-address request rates; beyond them the entry answers 429 with Retry-After.</summary>
     public TunnelRateLimitOptions RateLimit { get; set; } = new();
+}
+
+/// <summary>
+/// The uplink's pre-authentication budget (docs/adr/0008-uplink-pre-auth-budget.md): a connection whose first request
+/// targets <see cref="TunnelServerOptions.UplinkPath"/> (every connection on the dedicated uplink listener) is closed when
+/// it has not been authenticated within <see cref="Timeout"/> or has sent more than <see cref="MaxBytes"/> before.
+/// </summary>
+public sealed class TunnelUplinkPreAuthOptions
+{
+    /// <summary>
+    /// Bytes a connection may send before its token is accepted, the request head included (4 KiB by default; a
+    /// TunnelClient's upgrade request is about 300 bytes). Bytes after a complete head count only once they are read.
+    /// </summary>
+    public int MaxBytes { get; set; } = 4096;
+
+    /// <summary>
+    /// Time from the connection's first byte (on the dedicated listener: from the accept, TLS handshake included) until
+    /// its token is accepted (5 s by default).
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>

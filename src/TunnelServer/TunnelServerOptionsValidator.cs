@@ -41,6 +41,13 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:UplinkPath must start with '/' and must not be under /session/.");
         }
 
+        if (!options.UplinkPath.All(static c => char.IsAsciiLetterOrDigit(c) || c is '/' or '-' or '.' or '_' or '~'))
+        {
+            failures.Add("Tunnel:UplinkPath must be a literal path of ASCII letters, digits and / - . _ ~ (the pre-authentication budget recognises uplinks by it).");
+        }
+
+        ValidateUplinkListener(options, failures);
+
         if (options.ResponseHeadersTimeout <= TimeSpan.Zero)
         {
             failures.Add("Tunnel:ResponseHeadersTimeout must be positive.");
@@ -96,6 +103,49 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
 
         ValidateDirectory(options.Directory, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateUplinkListener(TunnelServerOptions options, List<string> failures)
+    {
+        var preAuth = options.UplinkPreAuth;
+        if (preAuth.MaxBytes is < 1024 or > 1024 * 1024)
+        {
+            failures.Add("Tunnel:UplinkPreAuth:MaxBytes must be between 1024 (a TunnelClient's upgrade request must fit) and 1048576.");
+        }
+
+        if (preAuth.Timeout <= TimeSpan.Zero)
+        {
+            failures.Add("Tunnel:UplinkPreAuth:Timeout must be positive.");
+        }
+
+        if (string.IsNullOrEmpty(options.UplinkListenUrl))
+        {
+            return;
+        }
+
+        if (!IsListenUrl(options.UplinkListenUrl))
+        {
+            failures.Add($"Tunnel:UplinkListenUrl must be an http or https URL without a path, e.g. http://0.0.0.0:12002; it is '{options.UplinkListenUrl}'.");
+        }
+
+        if (string.IsNullOrEmpty(options.PublicBaseUrl))
+        {
+            failures.Add("Tunnel:PublicBaseUrl must be set when Tunnel:UplinkListenUrl is: the uplink listener's address is not where the public reaches sessions.");
+        }
+    }
+
+    /// <summary>An address Kestrel can listen on, as in <c>--urls</c> (so <c>http://*:12002</c> too), without a path.</summary>
+    private static bool IsListenUrl(string url)
+    {
+        try
+        {
+            var address = Microsoft.AspNetCore.Http.BindingAddress.Parse(url);
+            return address.Scheme is "http" or "https" && string.IsNullOrEmpty(address.PathBase);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
     }
 
     private static void ValidateDirectory(TunnelDirectoryOptions directory, List<string> failures)

@@ -31,6 +31,8 @@ public static class TunnelServerHost
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        AddUplinkListener(builder);
+
         // The slim builder leaves HTTPS out; the entry and the uplink share one TLS certificate when configured
         // (Kestrel:Certificates:Default or an https:// URL with Kestrel:Endpoints).
         builder.WebHost.UseKestrelHttpsConfiguration();
@@ -47,9 +49,53 @@ public static class TunnelServerHost
     {
         kestrel.AddServerHeader = false;
 
+        // The uplink's pre-authentication budget goes on every endpoint, however it is configured (URLs, Kestrel:Endpoints,
+        // the default URL); it finds its way under TLS by itself (PreAuthConnection). Endpoint defaults are a single
+        // callback: a later ConfigureEndpointDefaults replaces this one.
+        kestrel.ConfigureEndpointDefaults(static listen => listen.ApplicationServices.GetRequiredService<UplinkPreAuth>().Attach(listen));
+        kestrel.ConfigurationLoader?.Endpoint(
+            UplinkPreAuth.DedicatedEndpointName,
+            static endpoint => endpoint.ListenOptions.ApplicationServices.GetRequiredService<UplinkPreAuth>().MarkDedicated(endpoint.ListenOptions));
+
         // Header bytes pass through byte for byte (docs/protocol.md §4.2); Kestrel's default would reject obs-text.
         kestrel.RequestHeaderEncodingSelector = static _ => Encoding.Latin1;
         kestrel.ResponseHeaderEncodingSelector = static _ => Encoding.Latin1;
+    }
+
+    /// <summary>
+    /// Binds <c>Tunnel:UplinkListenUrl</c>, when set, as a Kestrel endpoint of its own
+    /// (<see cref="UplinkPreAuth.DedicatedEndpointName"/>). Kestrel binds either the URLs or its configured endpoints,
+    /// never both, so without <c>Kestrel:Endpoints</c> the URLs become configured endpoints too; with them, the URLs
+    /// were ignored anyway.
+    /// </summary>
+    private static void AddUplinkListener(WebApplicationBuilder builder)
+    {
+        var uplinkUrl = builder.Configuration[$"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.UplinkListenUrl)}"];
+        if (string.IsNullOrEmpty(uplinkUrl))
+        {
+            return;
+        }
+
+        var endpoints = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (!builder.Configuration.GetSection("Kestrel:Endpoints").GetChildren().Any())
+        {
+            var urls = builder.Configuration["urls"];
+            if (string.IsNullOrEmpty(urls))
+            {
+                urls = builder.Configuration["ASPNETCORE_URLS"] ?? DefaultUrl;
+            }
+
+            var i = 0;
+            foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                endpoints[$"Kestrel:Endpoints:Tunnel2Public{i++}:Url"] = url;
+            }
+
+            builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, string.Empty);
+        }
+
+        endpoints[$"Kestrel:Endpoints:{UplinkPreAuth.DedicatedEndpointName}:Url"] = uplinkUrl;
+        builder.Configuration.AddInMemoryCollection(endpoints);
     }
 
     public static IServiceCollection AddTunnelServer(this IServiceCollection services, IConfiguration configuration)
@@ -67,6 +113,7 @@ public static class TunnelServerHost
         services.AddSingleton<Tcp.TcpServiceRegistry>();
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
+        services.AddSingleton<UplinkPreAuth>();
         services.AddSingleton<DrainState>();
         services.AddSingleton<NodeHeaders>();
         services.AddSingleton<NodeForwarder>();
@@ -93,6 +140,29 @@ public static class TunnelServerHost
         if (app.Services.GetRequiredService<TokenValidator>().TokenCount == 0)
         {
             Log.NoTokensConfigured(app.Logger);
+        }
+
+        if (!string.IsNullOrEmpty(options.UplinkListenUrl))
+        {
+            var configured = app.Services.GetRequiredService<IConfiguration>()[$"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.UplinkListenUrl)}"];
+            if (configured != options.UplinkListenUrl)
+            {
+                throw new InvalidOperationException("Tunnel:UplinkListenUrl is read when the host is built: set it in configuration (appsettings, environment, command line), not in code.");
+            }
+
+            // The dedicated listener serves the uplink and nothing else; the public listeners serve everything but it.
+            var uplinkPath = options.UplinkPath;
+            app.Use((context, next) =>
+            {
+                var onUplinkListener = context.Features.Get<IUplinkAuthenticationFeature>() is { IsDedicatedListener: true };
+                if (onUplinkListener != context.Request.Path.StartsWithSegments(uplinkPath, StringComparison.OrdinalIgnoreCase))
+                {
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
+                }
+
+                return next(context);
+            });
         }
 
         // On shutdown (SIGTERM) ServerDrain keeps Kestrel listening while every uplink drains (GOAWAY: in-flight streams

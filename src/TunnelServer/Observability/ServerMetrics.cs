@@ -26,7 +26,7 @@ internal sealed class ServerMetrics
     private readonly Counter.Child[] _forwards;
     private readonly Counter _forwardedIn;
 
-    public ServerMetrics(UplinkEndpoint uplinks, SessionRegistry sessions, SessionDirectory directory)
+    public ServerMetrics(UplinkEndpoint uplinks, SessionRegistry sessions, SessionDirectory directory, UplinkPreAuth preAuth)
     {
         Registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(Registry);
@@ -44,6 +44,17 @@ internal sealed class ServerMetrics
             "Time the backend took to answer, as measured and reported by the client.",
             new HistogramConfiguration { Buckets = s_latencyBuckets });
         _uplinkConnects = factory.CreateCounter("tunnel2_uplink_connects_total", "Uplinks registered (reconnects included).");
+        var preAuthClosed = factory.CreateCounter(
+            "tunnel2_uplink_preauth_closed_total",
+            "Connections closed by the uplink's pre-authentication budget, by reason: bytes (Tunnel:UplinkPreAuth:MaxBytes), timeout (Tunnel:UplinkPreAuth:Timeout).",
+            ["reason"]);
+        var preAuthBytes = preAuthClosed.WithLabels("bytes");
+        var preAuthTimeout = preAuthClosed.WithLabels("timeout");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            preAuthBytes.IncTo(preAuth.ClosedForBytes);
+            preAuthTimeout.IncTo(preAuth.ClosedForTimeout);
+        });
         _noSession = BindSession("none");
 
         // Scale-out (docs/adr/0007-scale-out-directory.md). A request forwarded to the owning node is counted in

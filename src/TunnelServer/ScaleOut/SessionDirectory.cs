@@ -93,6 +93,7 @@ internal sealed class SessionDirectory : IHostedLifecycleService, IAsyncDisposab
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IServer _server;
+    private readonly Uplink.UplinkPreAuth _preAuth;
     private readonly ConcurrentDictionary<Guid, CachedLookup> _cache = new();
     private readonly ConcurrentDictionary<string, long> _unreachableUntil = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, Session> _held = new();
@@ -105,13 +106,14 @@ internal sealed class SessionDirectory : IHostedLifecycleService, IAsyncDisposab
     private int _failing;
     private int _disposed;
 
-    public SessionDirectory(IOptions<TunnelServerOptions> options, TimeProvider time, IServer server, ILogger<SessionDirectory> logger)
+    public SessionDirectory(IOptions<TunnelServerOptions> options, TimeProvider time, IServer server, ILogger<SessionDirectory> logger, Uplink.UplinkPreAuth preAuth)
     {
         _options = options.Value;
         _directory = _options.Directory;
         _time = time;
         _server = server;
         _logger = logger;
+        _preAuth = preAuth;
     }
 
     public bool Enabled => _directory.Enabled;
@@ -589,7 +591,9 @@ internal sealed class SessionDirectory : IHostedLifecycleService, IAsyncDisposab
             return _directory.NodeUrl.TrimEnd('/');
         }
 
-        var address = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+        // Not the dedicated uplink listener's address (Tunnel:UplinkListenUrl): it serves nothing but uplinks.
+        var uplinkListener = _preAuth.DedicatedAddresses;
+        var address = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault(a => !uplinkListener.Contains(a))
             ?? throw new InvalidOperationException("Tunnel:Directory:NodeUrl is empty and the server has no bound address yet.");
         var uri = new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal));
         if (uri.Host is "0.0.0.0" or "[::]" or "::")

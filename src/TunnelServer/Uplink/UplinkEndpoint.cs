@@ -72,10 +72,11 @@ internal sealed class UplinkEndpoint
     {
         var request = context.Request;
 
-        // Pre-authentication budget (docs/reliability.md, "Uplink pre-authentication budget"): the head is bounded by
-        // Kestrel's limits and RequestHeadersTimeout; a body is refused before anything else, unread. Kestrel would
-        // otherwise drain an unread body for up to 5 s after the answer (up to MaxRequestBodySize, 30 MB by default);
-        // a zero limit makes that drain fail at once, so the connection closes right after the 400.
+        // Pre-authentication budget (docs/adr/0008-uplink-pre-auth-budget.md): until the token is accepted, the
+        // connection is bounded by Tunnel:UplinkPreAuth (the UplinkPreAuth connection middleware) when its first request
+        // came here, else by Kestrel's limits like any public connection. A body is refused before anything else,
+        // unread: Kestrel would otherwise drain it for up to 5 s after the answer (up to MaxRequestBodySize, 30 MB by
+        // default); a zero limit makes that drain fail at once, so the connection closes right after the 400.
         if (HasBody(context))
         {
             if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
@@ -113,6 +114,15 @@ internal sealed class UplinkEndpoint
         {
             context.Response.Headers.WWWAuthenticate = "Bearer realm=\"tunnel2\", error=\"invalid_token\"";
             await RejectAsync(context, StatusCodes.Status401Unauthorized, "The uplink token was not accepted.");
+            return;
+        }
+
+        // The token is accepted: the pre-authentication budget ends here, so what follows (the directory, the 101, the
+        // frames) is not counted. Absent when the connection's first request was public traffic (Kestrel's limits bound
+        // it, as any public connection); false when the budget closed the connection meanwhile.
+        if (context.Features.Get<IUplinkAuthenticationFeature>() is { } preAuth && !preAuth.TryAuthenticate())
+        {
+            context.Abort();
             return;
         }
 

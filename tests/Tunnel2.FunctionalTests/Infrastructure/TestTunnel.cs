@@ -40,6 +40,12 @@ internal sealed class TestTunnelOptions
 
     public Action<TunnelServerOptions>? ConfigureServer { get; init; }
 
+    /// <summary>
+    /// Command-line arguments for the server after <c>--urls</c>: for settings read when the host is built, such as
+    /// <c>--Tunnel:UplinkListenUrl=http://127.0.0.1:0</c>.
+    /// </summary>
+    public IReadOnlyList<string> ServerArgs { get; init; } = [];
+
     /// <summary>Adjusts the server host before it is built (Kestrel, certificates, logging).</summary>
     public Action<WebApplicationBuilder>? ConfigureServerHost { get; init; }
 
@@ -98,6 +104,9 @@ internal sealed class TestTunnel : IAsyncDisposable
 
     public Uri ServerUrl { get; private set; } = null!;
 
+    /// <summary>The dedicated uplink listener (<c>Tunnel:UplinkListenUrl</c>), if the server has one; the client dials it.</summary>
+    public Uri? UplinkListenerUrl { get; private set; }
+
     public IHost? Client { get; private set; }
 
     /// <summary>A client for the public side, as a user's would be.</summary>
@@ -139,7 +148,7 @@ internal sealed class TestTunnel : IAsyncDisposable
 
     public Action<TunnelClientOptions> ConfigureClientOptions(Action<TunnelClientOptions>? configure = null) => o =>
     {
-        o.Server = ServerUrl.ToString();
+        o.Server = (UplinkListenerUrl ?? ServerUrl).ToString();
         o.Backend = _options.BackendUrl ?? BackendUrl.ToString();
         o.Routes.Clear();
         o.Token = Token;
@@ -215,7 +224,7 @@ internal sealed class TestTunnel : IAsyncDisposable
     private async Task StartServerAsync(int port)
     {
         var scheme = _options.ServerCertificate is null ? "http" : "https";
-        Server = TunnelServerHost.Build(["--urls", $"{scheme}://127.0.0.1:{port}"], builder =>
+        Server = TunnelServerHost.Build(["--urls", $"{scheme}://127.0.0.1:{port}", .. _options.ServerArgs], builder =>
         {
             if (_options.ServerCertificate is { } certificate)
             {
@@ -237,12 +246,15 @@ internal sealed class TestTunnel : IAsyncDisposable
             });
         });
         await Server.StartAsync().DefaultTimeout();
-        ServerUrl = new Uri(BoundAddress(Server));
+        var uplinkListener = Server.Services.GetRequiredService<UplinkPreAuth>().DedicatedAddresses;
+        ServerUrl = new Uri(BoundAddress(Server, exclude: uplinkListener));
+        UplinkListenerUrl = uplinkListener.Count == 0 ? null : new Uri(uplinkListener.Single().TrimEnd('/') + "/");
         _serverPort = ServerUrl.Port;
     }
 
-    private static string BoundAddress(WebApplication app)
-        => app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single().TrimEnd('/') + "/";
+    private static string BoundAddress(WebApplication app, IReadOnlyList<string>? exclude = null)
+        => app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses
+            .Single(address => exclude is null || !exclude.Contains(address)).TrimEnd('/') + "/";
 
     private static void RemoveJsonSources(IConfigurationBuilder configuration)
     {

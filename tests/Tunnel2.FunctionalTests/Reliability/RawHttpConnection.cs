@@ -154,6 +154,19 @@ internal sealed class RawHttpConnection : IAsyncDisposable
         throw new InvalidOperationException("More than 100 responses on one connection.");
     }
 
+    /// <summary>The next <paramref name="count"/> bytes after what has been read so far (e.g. frames after a 101).</summary>
+    public async Task<byte[]> ReadBytesAsync(int count)
+    {
+        if (!await EnsureBufferedAsync(count))
+        {
+            throw new InvalidOperationException($"The connection ended after {_buffered.Count} of {count} expected bytes.");
+        }
+
+        var bytes = _buffered.GetRange(0, count).ToArray();
+        _buffered.RemoveRange(0, count);
+        return bytes;
+    }
+
     /// <summary>Completes when the server has closed the connection; returns the bytes it sent meanwhile.</summary>
     public async Task<byte[]> ReadUntilClosedAsync()
     {

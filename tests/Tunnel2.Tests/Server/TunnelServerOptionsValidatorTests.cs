@@ -38,4 +38,31 @@ public sealed class TunnelServerOptionsValidatorTests
 
         Assert.Contains(result.Failures!, f => f.Contains("used twice", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Validate_UplinkPreAuth_NamesEachProblem()
+    {
+        var options = new TunnelServerOptions { UplinkPath = "/tunnel/{id}", UplinkListenUrl = "ftp://0.0.0.0:12002" };
+        options.UplinkPreAuth.MaxBytes = 100;
+        options.UplinkPreAuth.Timeout = TimeSpan.Zero;
+
+        var failures = new TunnelServerOptionsValidator().Validate(null, options).Failures!.ToArray();
+
+        Assert.Contains(failures, f => f.Contains("Tunnel:UplinkPath must be a literal path", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("Tunnel:UplinkPreAuth:MaxBytes", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("Tunnel:UplinkPreAuth:Timeout", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("Tunnel:UplinkListenUrl must be", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("Tunnel:PublicBaseUrl must be set", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:12002")]
+    [InlineData("http://*:12002")]
+    [InlineData("https://127.0.0.1:0")]
+    public void Validate_UplinkListenUrl_WithAPublicBaseUrl_Succeeds(string url)
+    {
+        var options = new TunnelServerOptions { UplinkListenUrl = url, PublicBaseUrl = "https://tunnel.example.com" };
+
+        Assert.True(new TunnelServerOptionsValidator().Validate(null, options).Succeeded);
+    }
 }
