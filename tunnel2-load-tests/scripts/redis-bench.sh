@@ -65,7 +65,7 @@ if ((build)); then
   dotnet build src/TunnelClient/TunnelClient.csproj -c Release -nologo -v quiet
 fi
 
-RUN_DIR="$REPO_ROOT/artifacts/redis/$(date -u +%Y%m%d-%H%M%S)"
+RUN_DIR="$(new_run_dir "$REPO_ROOT/artifacts/redis" "$(date -u +%Y%m%d-%H%M%S)")"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/raw" "$RUN_DIR/redis"
 LOG_DIR="$RUN_DIR/logs"
 snapshot src/TunnelServer/bin/Release/net10.0 "$RUN_DIR/server" >/dev/null

@@ -135,7 +135,7 @@ fi
 # (An `((docker_mode)) && echo` inside $(...) would end the script under `set -e` when docker_mode is 0.)
 run_suffix=""
 if ((docker_mode)); then run_suffix="-docker"; fi
-RUN_DIR="$REPO_ROOT/artifacts/load/$(date -u +%Y%m%d-%H%M%S)-$profile$run_suffix"
+RUN_DIR="$(new_run_dir "$REPO_ROOT/artifacts/load" "$(date -u +%Y%m%d-%H%M%S)-$profile$run_suffix")"
 mkdir -p "$RUN_DIR/logs"
 LOG_DIR="$RUN_DIR/logs"
 

@@ -93,7 +93,7 @@ for f in "$BACKEND_DIR/TestBackend.dll" "$SERVER_DIR/TunnelServer.dll" "$CLIENT_
   [[ -f "$f" ]] || die "$f missing (build first, or drop --no-build)"
 done
 
-RUN_DIR="$REPO_ROOT/artifacts/soak/$(date -u +%Y%m%d-%H%M%S)"
+RUN_DIR="$(new_run_dir "$REPO_ROOT/artifacts/soak" "$(date -u +%Y%m%d-%H%M%S)")"
 mkdir -p "$RUN_DIR/logs"
 LOG_DIR="$RUN_DIR/logs"
 KILLS="$RUN_DIR/kills.tsv"

@@ -67,7 +67,7 @@ if ((build)); then
     src/TunnelClient/TunnelClient.csproj tunnel2-load-tests/LoadTests/LoadTests.csproj
 fi
 
-RUN_DIR="$REPO_ROOT/artifacts/websocket/$(date -u +%Y%m%d-%H%M%S)"
+RUN_DIR="$(new_run_dir "$REPO_ROOT/artifacts/websocket" "$(date -u +%Y%m%d-%H%M%S)")"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/raw"
 LOG_DIR="$RUN_DIR/logs"
 snapshot tunnel2-load-tests/TestBackend/bin/Release/net10.0 "$RUN_DIR/backend" >/dev/null

@@ -84,6 +84,19 @@ build_projects() {
 # clean bin/ during the run, and a restarted process would then load another build, or nothing).
 snapshot() { mkdir -p "$2" && cp -a "$1/." "$2/" && echo "$2"; }
 
+# new_run_dir PARENT NAME: creates PARENT/NAME, or PARENT/NAME-2, -3 … when two runs start in the same second (two
+# soaks on different ports, say), and prints the folder it made; mkdir without -p is the atomic claim.
+new_run_dir() {
+  local dir="$1/$2" n=1
+  mkdir -p "$1"
+  until mkdir "$dir" 2>/dev/null; do
+    n=$((n + 1))
+    ((n <= 100)) || die "cannot create a run folder under $1"
+    dir="$1/$2-$n"
+  done
+  echo "$dir"
+}
+
 # dev_grant_env: DEV_GRANT_ENV = TunnelServer's environment for the Production environment (no developer exception
 # page on every request, as deployed) with the Development configuration's dev grant passed in: the token hash is read
 # from src/TunnelServer/appsettings.Development.json, its single home.
