@@ -148,10 +148,11 @@ log "TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (PID $SERVER_PID), Tunne
 # ---------------------------------------------------------------------------------------------------- sampler
 # Once a second: the server's RSS (VmRSS, and its anonymous, file-backed and shared parts: mapped code pages that
 # are touched for the first time show up as file-backed growth, a heap leak as anonymous growth), open descriptors,
-# and its TCP sockets (established, any state) from ss.
+# its TCP sockets (established, any state) from ss, and from its /metrics what the GC has committed and what its heap
+# held at the last collection (the GC's part of the anonymous memory, and how much of that is live).
 sample_loop() {
-  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\trss_anon_kb\trss_file_kb\trss_shmem_kb\n'
-  local rss fds sockets estab all parts
+  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\trss_anon_kb\trss_file_kb\trss_shmem_kb\tgc_committed_kb\tgc_heap_kb\n'
+  local rss fds sockets estab all parts gc
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
     parts=$(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 } END { printf "%s\t%s\t%s", a, f, s }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
@@ -159,7 +160,9 @@ sample_loop() {
     sockets=$(ss -Htanp 2>/dev/null | grep -F "pid=$SERVER_PID," || true)
     estab=$(grep -c '^ESTAB' <<<"$sockets" || true)
     all=$(grep -c . <<<"$sockets" || true)
-    [[ -n "$rss" ]] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$estab" "$all" "$parts"
+    gc=$(curl --noproxy '*' -fsS --max-time 1 "$TUNNEL_URL/metrics" 2>/dev/null \
+      | awk '/^tunnel2_gc_committed_bytes / { c = $2 } /^tunnel2_gc_heap_bytes / { h = $2 } END { if (c != "") printf "%d\t%d", c / 1024, h / 1024 }' || true)
+    [[ -n "$rss" ]] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$estab" "$all" "$parts" "${gc:-$'\t'}"
     sleep 1
   done
 }

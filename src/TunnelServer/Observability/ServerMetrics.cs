@@ -31,7 +31,15 @@ internal sealed class ServerMetrics
         Registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(Registry);
         var allocated = Metrics.WithCustomRegistry(Registry).CreateGauge("tunnel2_allocated_bytes", "Managed bytes allocated by this process since start (GC.GetTotalAllocatedBytes).");
-        Registry.AddBeforeCollectCallback(() => allocated.Set(GC.GetTotalAllocatedBytes(precise: false)));
+        var gcCommitted = Metrics.WithCustomRegistry(Registry).CreateGauge("tunnel2_gc_committed_bytes", "Memory the GC has committed (GCMemoryInfo.TotalCommittedBytes at the last collection): its share of the process's RSS.");
+        var gcHeap = Metrics.WithCustomRegistry(Registry).CreateGauge("tunnel2_gc_heap_bytes", "Managed heap size at the last collection, live objects and fragmentation (GCMemoryInfo.HeapSizeBytes).");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            allocated.Set(GC.GetTotalAllocatedBytes(precise: false));
+            var gc = GC.GetGCMemoryInfo();
+            gcCommitted.Set(gc.TotalCommittedBytes);
+            gcHeap.Set(gc.HeapSizeBytes);
+        });
         var factory = Metrics.WithCustomRegistry(Registry);
 
         _requests = factory.CreateCounter("tunnel2_requests_total", "Public requests by session and outcome (ok, or the failure).", ["session", "outcome"]);

@@ -57,7 +57,7 @@ internal static class SoakAnalysis
         [("rss_kb", false), ("fds", true), ("tcp_estab", true), ("tcp_all", true)];
 
     /// <summary>The parts of RSS (Linux /proc status): where drift comes from. Not part of the verdict.</summary>
-    public static readonly IReadOnlyList<string> RssBreakdown = ["rss_anon_kb", "rss_file_kb", "rss_shmem_kb"];
+    public static readonly IReadOnlyList<string> RssBreakdown = ["rss_anon_kb", "rss_file_kb", "rss_shmem_kb", "gc_committed_kb", "gc_heap_kb"];
 
     public static SoakAnalysisResult Analyze(SoakLoadResult load, IReadOnlyList<SoakKill> kills, IReadOnlyList<SoakSample> samples, SoakAnalysisOptions options)
     {

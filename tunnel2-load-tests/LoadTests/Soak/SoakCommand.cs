@@ -135,13 +135,15 @@ internal static class SoakCommand
             md.AppendLine("|---|---:|---:|---:|---:|---|");
             foreach (var r in analysis.Resources)
             {
-                var (start, end, allowed) = r.Metric.StartsWith("rss_", StringComparison.Ordinal) ? (r.Start / 1024, r.End / 1024, r.Allowed / 1024) : (r.Start, r.End, r.Allowed);
+                var (start, end, allowed) = r.Metric.EndsWith("_kb", StringComparison.Ordinal) ? (r.Start / 1024, r.End / 1024, r.Allowed / 1024) : (r.Start, r.End, r.Allowed);
                 var name = r.Metric switch
                 {
                     "rss_kb" => "RSS (MiB)",
                     "rss_anon_kb" => "of which anonymous (heaps, stacks)",
                     "rss_file_kb" => "of which file-backed (mapped code)",
                     "rss_shmem_kb" => "of which shared (JIT code, double-mapped)",
+                    "gc_committed_kb" => "GC committed (MiB, part of anonymous)",
+                    "gc_heap_kb" => "GC heap after the last collection (MiB)",
                     "fds" => "open file descriptors",
                     "tcp_estab" => "TCP sockets, established",
                     "tcp_all" => "TCP sockets, any state",
