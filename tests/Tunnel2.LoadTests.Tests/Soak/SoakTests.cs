@@ -190,7 +190,15 @@ public sealed class SoakTests
         {
             var rss = second < 10 ? 50_000 : second <= 80 ? 100_000 : 115_000;   // +15 % at the end
             var fds = second <= 80 ? 20 : 24;                                   // +4: inside the slack of 5
-            samples.Add(new SoakSample(second * 1000L, new Dictionary<string, double> { ["rss_kb"] = rss, ["fds"] = fds }));
+            var unpaired = second <= 80 ? 0 : 9;                                // +9: a leak
+            var estab = second <= 80 ? 180 : 50;                                // the generator's pool shrank
+            samples.Add(new SoakSample(second * 1000L, new Dictionary<string, double>
+            {
+                ["rss_kb"] = rss,
+                ["fds_other"] = fds,
+                ["tcp_unpaired"] = unpaired,
+                ["tcp_estab"] = estab,
+            }));
         }
 
         var result = SoakAnalysis.Analyze(Load(bad: 0), [], samples, new SoakAnalysisOptions { WarmUp = TimeSpan.FromSeconds(10), CompareWindow = TimeSpan.FromSeconds(20) });
@@ -199,10 +207,14 @@ public sealed class SoakTests
         Assert.Equal(100_000, rssDelta.Start);
         Assert.Equal(115_000, rssDelta.End);
         Assert.False(rssDelta.Pass);
-        var fdDelta = Assert.Single(result.Resources, static r => r.Metric == "fds");
+        var fdDelta = Assert.Single(result.Resources, static r => r.Metric == "fds_other");
         Assert.Equal(20, fdDelta.DeltaPercent);
         Assert.True(fdDelta.Pass);
-        Assert.Single(result.Failures);
+        Assert.False(Assert.Single(result.Resources, static r => r.Metric == "tcp_unpaired").Pass);
+        var pool = Assert.Single(result.Resources, static r => r.Metric == "tcp_estab");
+        Assert.True(pool.Breakdown);
+        Assert.Equal(2, result.Failures.Count);
+        Assert.DoesNotContain(result.Failures, static f => f.Contains("tcp_estab", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -28,7 +28,7 @@ internal static class SoakCommand
         var timeout = DurationOption("--timeout", "Per-request deadline, head and body (default 30s).");
         var seed = new Option<int>("--seed") { Description = "Seed of the mix.", DefaultValueFactory = _ => 1 };
         var killLog = new Option<string?>("--kill-log") { Description = "The script's kill log (kill|ready<TAB>unix_ms<TAB>pid), read at the end." };
-        var samples = new Option<string?>("--samples") { Description = "The script's resource samples of the server (TSV with a header: unix_ms rss_kb fds tcp_estab tcp_all), read at the end." };
+        var samples = new Option<string?>("--samples") { Description = "The script's resource samples of the server (TSV with a header naming its columns: unix_ms, rss_kb, fds_other, tcp_unpaired, and the breakdown columns), read at the end." };
         var warmUp = DurationOption("--warm-up", "Samples in the first part of the run are not compared (default 30s).");
         var window = DurationOption("--compare-window", "Seconds of samples whose medians are compared, at the start and at the end (default 60s).");
         var grace = DurationOption("--grace", "An error belongs to a kill if its request overlaps [kill, ready + grace] (default 5s).");
@@ -145,6 +145,8 @@ internal static class SoakCommand
                     "gc_committed_kb" => "GC committed (MiB, part of anonymous)",
                     "gc_heap_kb" => "GC heap after the last collection (MiB)",
                     "fds" => "open file descriptors",
+                    "fds_other" => "descriptors other than sockets",
+                    "tcp_unpaired" => "TCP sockets without a live peer",
                     "tcp_estab" => "TCP sockets, established",
                     "tcp_all" => "TCP sockets, any state",
                     var other => other,
