@@ -120,17 +120,79 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
     }
 
-    // Pooled: one of these (and one body copy) runs per forwarded request.
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ForwardCoreAsync(ForwardWorkItem item)
+    /// <summary>
+    /// The built-in HTTP/1.1 hop when it serves the request, else HttpClient. Not async itself: when the head is
+    /// already there (nearly always), the hop's own pooled method is the only state machine of the request.
+    /// </summary>
+    private ValueTask ForwardCoreAsync(ForwardWorkItem item)
     {
-        var stream = item.Stream;
-        var head = await stream.ReadHeadersAsync();
-        if (_http1 is not null && await TryForwardHttp1Async(stream, head))
+        var pending = item.Stream.ReadHeadersAsync();
+        if (!pending.IsCompletedSuccessfully)
         {
+            return ForwardAfterHeadAsync(item, pending);
+        }
+
+        var head = pending.Result;
+        return TryStartHttp1(item.Stream, head, out var forwarding) ? forwarding : ForwardWithHttpClientAsync(item, head);
+    }
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardAfterHeadAsync(ForwardWorkItem item, ValueTask<ReceivedHeaderBlock> pending)
+    {
+        var head = await pending;
+        if (TryStartHttp1(item.Stream, head, out var forwarding))
+        {
+            await forwarding;
             return;
         }
 
+        await ForwardWithHttpClientAsync(item, head);
+    }
+
+    /// <summary>Starts the built-in hop for <paramref name="head"/>; false (the head untouched) when HttpClient must serve it.</summary>
+    private bool TryStartHttp1(TunnelStream stream, ReceivedHeaderBlock head, out ValueTask forwarding)
+    {
+        forwarding = default;
+        if (_http1 is null)
+        {
+            return false;
+        }
+
+        Http1PrepareResult prepared;
+        Http1Request request;
+        string? error;
+        try
+        {
+            prepared = _http1.Prepare(stream, head, out request, out error);
+        }
+        catch
+        {
+            head.Dispose();
+            throw;
+        }
+
+        if (prepared == Http1PrepareResult.NeedsHttpClient)
+        {
+            return false;
+        }
+
+        head.Dispose();
+        if (prepared == Http1PrepareResult.Invalid)
+        {
+            Log.BadRequestHead(_logger, error ?? "no request head");
+            stream.Reset(TunnelErrorCode.RequestInvalid, error);
+            return true;
+        }
+
+        forwarding = _http1.ForwardAsync(stream, request);
+        return true;
+    }
+
+    // Pooled: one of these (and one body copy) runs per request forwarded with HttpClient.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardWithHttpClientAsync(ForwardWorkItem item, ReceivedHeaderBlock head)
+    {
+        var stream = item.Stream;
         var hasBody = !head.EndStream;
         using var request = new HttpRequestMessage { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
         if (hasBody)
@@ -248,41 +310,6 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
 
         await stream.Input.CompleteAsync();
-    }
-
-    /// <summary>Sends the request with the built-in HTTP/1.1 hop; false (the head untouched) when HttpClient must serve it.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> TryForwardHttp1Async(TunnelStream stream, ReceivedHeaderBlock head)
-    {
-        Http1PrepareResult prepared;
-        Http1Request request;
-        string? error;
-        try
-        {
-            prepared = _http1!.Prepare(stream, head, out request, out error);
-        }
-        catch
-        {
-            head.Dispose();
-            throw;
-        }
-
-        if (prepared == Http1PrepareResult.NeedsHttpClient)
-        {
-            return false;
-        }
-
-        head.Dispose();
-        if (prepared == Http1PrepareResult.Invalid)
-        {
-            Log.BadRequestHead(_logger, error ?? "no request head");
-            stream.Reset(TunnelErrorCode.RequestInvalid, error);
-            return true;
-        }
-
-        await _http1.ForwardAsync(stream, request);
-        await stream.Input.CompleteAsync();
-        return true;
     }
 
     /// <summary>After the backend's 101: the head goes back with its Upgrade, then bytes flow both ways until either side ends.</summary>

@@ -65,11 +65,18 @@ internal sealed class Http1BackendHop : IDisposable
     /// <summary>Read size for bodies of unknown length and for the pump's scratch buffer (the pool's small buckets keep up).</summary>
     private const int DefaultReadSize = 16 * 1024;
 
+    /// <summary>Larger buffers (huge heads) are not kept.</summary>
+    private const int MaxPooledBufferSize = 64 * 1024;
+
     private static readonly byte[] s_lastChunk = "0\r\n\r\n"u8.ToArray();
     private static readonly byte[] s_crlf = "\r\n"u8.ToArray();
 
     private readonly TunnelClientOptions _options;
     private readonly BackendRoutes _routes;
+
+    // Head and receive buffers: every request in flight holds two, more than the shared pool keeps per core, and
+    // each miss allocates 4 KiB. A pool of our own keeps one pair per concurrent request.
+    private readonly ArrayPool<byte> _buffers;
     private readonly ClientMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Http1ConnectionPool?[] _pools;
@@ -81,6 +88,7 @@ internal sealed class Http1BackendHop : IDisposable
         _routes = routes;
         _metrics = metrics;
         _logger = logger;
+        _buffers = ArrayPool<byte>.Create(MaxPooledBufferSize, Math.Max(64, options.MaxConcurrentRequests * 2));
         _pools = new Http1ConnectionPool?[routes.All.Count];
         var byEndpoint = new Dictionary<(string, int), Http1ConnectionPool>();
         foreach (var route in routes.All)
@@ -119,12 +127,12 @@ internal sealed class Http1BackendHop : IDisposable
         var size = HeadBufferSize;
         while (true)
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            var buffer = _buffers.Rent(size);
             var writer = new Http1RequestWriter(_routes, hasBody, buffer);
             error = HeaderBlockReader.Read(head.Span, ref writer, _options.Limits.MaxHeaderListSize) ?? writer.Error;
             if (error is not null || !writer.HasTarget || writer.NeedsHttpClient)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                _buffers.Return(buffer);
                 return error is not null || !writer.HasTarget ? Http1PrepareResult.Invalid : Http1PrepareResult.NeedsHttpClient;
             }
 
@@ -135,7 +143,7 @@ internal sealed class Http1BackendHop : IDisposable
 
             if (writer.Overflowed)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                _buffers.Return(buffer);
                 size = Http1RequestWriter.WorstCaseSize(head.Span.Length, writer.Route!);
                 continue;
             }
@@ -156,196 +164,264 @@ internal sealed class Http1BackendHop : IDisposable
 
         if (hasBody && stream.Input.TryRead(out var result))
         {
-            TakeInitialBody(stream.Input, result, ref request);
+            TakeInitialBody(_buffers, stream.Input, result, ref request);
         }
 
         return Http1PrepareResult.Ready;
     }
 
-    /// <summary>Forwards a prepared request and its response. Never throws for backend failures: it reports them on the stream.</summary>
+    /// <summary>
+    /// Forwards a prepared request and its response, then completes the stream's input. Never throws for backend
+    /// failures: it reports them on the stream.
+    /// </summary>
+    /// <remarks>
+    /// The exchange's state lives in the connection (<see cref="Http1Connection.Parser"/>, the receive buffer, the
+    /// pump), not in this method's state machine: under concurrency the builder's pool runs dry and every box is
+    /// allocated, so a small one matters.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ForwardAsync(TunnelStream stream, Http1Request request)
     {
-        var pool = _pools[request.Route.Index]!;
-        var aborted = stream.Aborted;
         var start = Stopwatch.GetTimestamp();
         Http1Connection? connection = null;
-        byte[]? receive = null;
-        var pump = default(ValueTask);
-        var pumping = false;
         try
         {
-            var parser = default(Http1HeadParser);
-            var filled = 0;
-            var maxHead = stream.MaxHeaderBlockSize;
             for (var attempt = 0; ; attempt++)
             {
                 // The retry after a stale connection always dials: another idle one may be just as stale.
+                var pool = _pools[request.Route.Index]!;
                 connection = attempt == 0 ? pool.TryRent() : null;
-                if (connection is null)
+                var fresh = connection is null;
+                connection ??= pool.Create();
+                var remaining = _options.BackendTimeout - Stopwatch.GetElapsedTime(start);
+                if (!connection.Begin(stream, fresh && _options.BackendConnectTimeout < remaining ? _options.BackendConnectTimeout : remaining))
                 {
-                    connection = await ConnectAsync(pool, stream, request, start);
-                    if (connection is null)
-                    {
-                        return;
-                    }
+                    return;
                 }
 
-                var remaining = _options.BackendTimeout - Stopwatch.GetElapsedTime(start);
-                connection.Begin(aborted, remaining > TimeSpan.Zero ? remaining : TimeSpan.FromTicks(1));
-                var token = connection.Token;
-                var receivedAny = false;
-                parser = default;
-                filled = 0;
+                if (fresh && !await ConnectAsync(stream, connection, request, start))
+                {
+                    return;
+                }
+
                 try
                 {
-                    await SendAllAsync(connection.Socket, request.Buffer.AsMemory(0, request.Length), token);
+                    await SendAllAsync(connection.Socket, request.Buffer.AsMemory(0, request.Length), connection.Token);
                     if (!request.BodyComplete)
                     {
-                        pump = PumpAsync(connection, stream, request.Framing, request.BodyRemaining);
-                        pumping = true;
+                        // Awaited exactly once: when the response is done, or by StopPumpAsync.
+#pragma warning disable CA2012
+                        connection.Pump = PumpAsync(connection, stream, request.Framing, request.BodyRemaining);
+#pragma warning restore CA2012
+                        connection.Pumping = true;
                     }
 
-                    receive ??= ArrayPool<byte>.Shared.Rent(HeadBufferSize);
-                    while (true)
+                    connection.Receive = _buffers.Rent(HeadBufferSize);
+                    while (!ParseHead(connection, stream.MaxHeaderBlockSize))
                     {
-                        var status = parser.Parse(receive.AsSpan(0, filled), maxHead, ref connection.Fields);
-                        if (status == HeadParseStatus.Invalid)
-                        {
-                            throw new HttpRequestException(HttpRequestError.InvalidResponse, parser.Error);
-                        }
-
-                        if (status == HeadParseStatus.Done)
-                        {
-                            if (parser.StatusCode is >= 100 and < 200 and not 101)
-                            {
-                                // An interim response (100 Continue, 103 Early Hints): skipped, the final one follows.
-                                filled -= parser.HeadLength;
-                                receive.AsSpan(parser.HeadLength, filled).CopyTo(receive);
-                                parser = default;
-                                continue;
-                            }
-
-                            break;
-                        }
-
-                        if (filled == receive.Length)
-                        {
-                            var grown = ArrayPool<byte>.Shared.Rent(Math.Min(receive.Length * 2, Math.Max(maxHead, HeadBufferSize)));
-                            receive.AsSpan(0, filled).CopyTo(grown);
-                            ArrayPool<byte>.Shared.Return(receive);
-                            receive = grown;
-                        }
-
-                        var read = await connection.Socket.ReceiveAsync(receive.AsMemory(filled), SocketFlags.None, token);
+                        var read = await connection.Socket.ReceiveAsync(connection.Receive.AsMemory(connection.Filled), SocketFlags.None, connection.Token);
                         if (read == 0)
                         {
                             throw new HttpRequestException(HttpRequestError.ResponseEnded, "The backend closed the connection before its response head was complete.");
                         }
 
-                        filled += read;
-                        receivedAny = true;
+                        connection.Filled += read;
+                        connection.ReceivedAny = true;
                     }
 
                     break;
                 }
                 catch (Exception ex) when (stream.AbortReason is null)
                 {
-                    if (pumping)
+                    if (connection.Pumping)
                     {
-                        await StopPumpAsync(connection, stream, pump);
-                        pumping = false;
+                        await StopPumpAsync(connection, stream);
                     }
 
                     // A reused connection the backend had closed (HttpClient retries the same way): once, on a fresh
                     // connection, when nothing came back and no body byte left the stream that cannot be sent again.
-                    var timedOut = ex is OperationCanceledException;
-                    if (attempt == 0 && connection.Reused && !receivedAny && !connection.BodyConsumed && !timedOut)
+                    if (attempt == 0 && connection.Reused && !connection.ReceivedAny && !connection.BodyConsumed && !connection.TimedOut)
                     {
-                        connection.Dispose();
+                        Release(connection);
                         connection = null;
                         continue;
                     }
 
-                    ReportBeforeResponse(stream, request, ex, timedOut);
+                    ReportBeforeResponse(stream, request, ex, connection.TimedOut);
                     return;
                 }
             }
 
             connection.EndTimeout();
-            if (parser.StatusCode == 101)
+            var keepAlive = await ForwardResponseAsync(stream, connection, request, start);
+            if (connection.Pumping)
             {
-                // Never asked for on this path (upgrades take the HttpClient path), so never switched (reliability.md C7).
-                stream.Reset(TunnelErrorCode.BackendInvalidResponse, "101 Switching Protocols to a request that asked for no upgrade.");
-                return;
-            }
-
-            var headLength = parser.HeadLength;
-            var fields = connection.Fields.AsSpan(0, parser.FieldCount);
-            var framing = Http1ResponseFraming.Decide(parser.StatusCode, parser.IsHttp10, request.IsHead, Http1ResponseFraming.Scan(receive.AsSpan(0, headLength), fields));
-            if (framing.Error is not null)
-            {
-                ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.InvalidResponse, framing.Error), timedOut: false);
-                return;
-            }
-
-            var backendTime = Stopwatch.GetElapsedTime(start);
-            _metrics.CountOutcome(TunnelErrorCode.NoError);
-            _metrics.ObserveBackend(backendTime);
-            if (!TrySendResponseHead(stream, parser.StatusCode, receive.AsSpan(0, headLength), fields, framing, backendTime))
-            {
-                stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's response head is too large for the tunnel.");
-                return;
-            }
-
-            var leftover = filled - headLength;
-            var body = framing.Kind switch
-            {
-                ResponseBodyKind.None => leftover == 0 ? BodyResult.Complete : BodyResult.CompleteNotReusable,
-                ResponseBodyKind.ContentLength => await CopyLengthAsync(stream, connection, request, receive, headLength, leftover, framing.Length),
-                ResponseBodyKind.Chunked => await CopyChunkedAsync(stream, connection, request, receive, headLength, leftover),
-                _ => await CopyUntilCloseAsync(stream, connection, request, receive, headLength, leftover),
-            };
-
-            // Reusable only when both messages ended exactly where their framing says: a request body cut short by an
-            // early response, or bytes after the response, would desynchronise the next exchange.
-            var reusable = body == BodyResult.Complete && framing.KeepAlive;
-            if (pumping)
-            {
-                if (!pump.IsCompleted)
+                if (!connection.Pump.IsCompleted)
                 {
                     // The response is complete before the request body: stop sending it (RFC 9112 §9.5), never reuse.
-                    reusable = false;
+                    keepAlive = false;
                 }
                 else
                 {
-                    pumping = false;
-                    await pump;
-                    reusable &= connection.BodySent;
+                    connection.Pumping = false;
+                    await connection.Pump;
+                    keepAlive &= connection.BodySent;
                 }
             }
 
-            if (reusable && !pumping && connection.End())
+            if (keepAlive)
             {
-                pool.Return(connection);
-                connection = null;
+                ReturnBuffer(connection);
+                if (connection.End())
+                {
+                    connection.Pool.Return(connection);
+                    connection = null;
+                }
             }
         }
         finally
         {
-            if (pumping)
+            if (connection is { Pumping: true })
             {
-                await StopPumpAsync(connection!, stream, pump);
+                await StopPumpAsync(connection, stream);
             }
 
-            connection?.Dispose();
-            if (receive is not null)
+            await stream.Input.CompleteAsync();
+            if (connection is not null)
             {
-                ArrayPool<byte>.Shared.Return(receive);
+                Release(connection);
             }
 
-            ArrayPool<byte>.Shared.Return(request.Buffer);
+            _buffers.Return(request.Buffer);
         }
+    }
+
+    /// <summary>Parses what has arrived; true once a final head is complete (interim 1xx heads are dropped on the way).</summary>
+    private bool ParseHead(Http1Connection connection, int maxHead)
+    {
+        while (true)
+        {
+            var status = connection.Parser.Parse(connection.Receive.AsSpan(0, connection.Filled), maxHead, ref connection.Fields);
+            if (status == HeadParseStatus.Invalid)
+            {
+                throw new HttpRequestException(HttpRequestError.InvalidResponse, connection.Parser.Error);
+            }
+
+            if (status == HeadParseStatus.NeedMore)
+            {
+                if (connection.Filled == connection.Receive.Length)
+                {
+                    var grown = _buffers.Rent(Math.Min(connection.Receive.Length * 2, Math.Max(maxHead, HeadBufferSize)));
+                    connection.Receive.AsSpan(0, connection.Filled).CopyTo(grown);
+                    _buffers.Return(connection.Receive);
+                    connection.Receive = grown;
+                }
+
+                return false;
+            }
+
+            if (connection.Parser.StatusCode is >= 100 and < 200 and not 101)
+            {
+                // An interim response (100 Continue, 103 Early Hints): skipped, the final one follows.
+                var headLength = connection.Parser.HeadLength;
+                connection.Filled -= headLength;
+                connection.Receive.AsSpan(headLength, connection.Filled).CopyTo(connection.Receive);
+                connection.Parser = default;
+                continue;
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Sends the response head and body to the stream.</summary>
+    /// <returns>True when the connection may serve another request, as far as the response goes.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ForwardResponseAsync(TunnelStream stream, Http1Connection connection, Http1Request request, long start)
+    {
+        var status = connection.Parser.StatusCode;
+        if (status == 101)
+        {
+            // Never asked for on this path (upgrades take the HttpClient path), so never switched (reliability.md C7).
+            stream.Reset(TunnelErrorCode.BackendInvalidResponse, "101 Switching Protocols to a request that asked for no upgrade.");
+            return false;
+        }
+
+        var headLength = connection.Parser.HeadLength;
+        var receive = connection.Receive;
+        var fields = connection.Fields.AsSpan(0, connection.Parser.FieldCount);
+        var framing = Http1ResponseFraming.Decide(status, connection.Parser.IsHttp10, request.IsHead, Http1ResponseFraming.Scan(receive.AsSpan(0, headLength), fields));
+        if (framing.Error is not null)
+        {
+            ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.InvalidResponse, framing.Error), timedOut: false);
+            return false;
+        }
+
+        var backendTime = Stopwatch.GetElapsedTime(start);
+        _metrics.CountOutcome(TunnelErrorCode.NoError);
+        _metrics.ObserveBackend(backendTime);
+        if (!TrySendResponseHead(stream, status, receive.AsSpan(0, headLength), fields, framing, backendTime))
+        {
+            stream.Reset(TunnelErrorCode.BackendInvalidResponse, "The backend's response head is too large for the tunnel.");
+            return false;
+        }
+
+        // Reusable only when both messages ended exactly where their framing says: a request body cut short by an
+        // early response, or bytes after the response, would desynchronise the next exchange.
+        var leftover = connection.Filled - headLength;
+        var body = framing.Kind switch
+        {
+            ResponseBodyKind.None => leftover == 0 ? BodyResult.Complete : BodyResult.CompleteNotReusable,
+            ResponseBodyKind.ContentLength => await CopyLengthAsync(stream, connection, request, receive, headLength, leftover, framing.Length),
+            ResponseBodyKind.Chunked => await CopyChunkedAsync(stream, connection, request, receive, headLength, leftover),
+            _ => await CopyUntilCloseAsync(stream, connection, request, receive, headLength, leftover),
+        };
+        return body == BodyResult.Complete && framing.KeepAlive;
+    }
+
+    /// <summary>Connects a new connection within the connect timeout (and what is left of the backend timeout); reports a failure.</summary>
+    private async ValueTask<bool> ConnectAsync(TunnelStream stream, Http1Connection connection, Http1Request request, long start)
+    {
+        try
+        {
+            await connection.Pool.ConnectAsync(connection, connection.Token);
+        }
+        catch (Exception ex) when (stream.AbortReason is null)
+        {
+            if (!connection.TimedOut)
+            {
+                ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.ConnectionError, $"{ex.Message} ({request.Route.HostHeader})", ex), timedOut: false);
+            }
+            else if (Stopwatch.GetElapsedTime(start) >= _options.BackendTimeout)
+            {
+                ReportBeforeResponse(stream, request, ex, timedOut: true);
+            }
+            else
+            {
+                ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.ConnectionError, $"The connection to {request.Route.HostHeader} timed out after {_options.BackendConnectTimeout}.", ex), timedOut: false);
+            }
+
+            return false;
+        }
+
+        // Connected: from now on only the backend timeout applies.
+        connection.Rearm(_options.BackendTimeout - Stopwatch.GetElapsedTime(start));
+        return true;
+    }
+
+    private void ReturnBuffer(Http1Connection connection)
+    {
+        if (connection.Receive is { } receive)
+        {
+            connection.Receive = null!;
+            _buffers.Return(receive);
+        }
+    }
+
+    private void Release(Http1Connection connection)
+    {
+        ReturnBuffer(connection);
+        connection.Dispose();
     }
 
     public void Dispose()
@@ -357,7 +433,7 @@ internal sealed class Http1BackendHop : IDisposable
     }
 
     /// <summary>Takes the body bytes that arrived with the head into the request buffer, chunk-framed if need be.</summary>
-    private static void TakeInitialBody(PipeReader input, ReadResult result, ref Http1Request request)
+    private static void TakeInitialBody(ArrayPool<byte> buffers, PipeReader input, ReadResult result, ref Http1Request request)
     {
         var data = result.Buffer;
         var take = (int)Math.Min(data.Length, InitialBodyLimit);
@@ -370,9 +446,9 @@ internal sealed class Http1BackendHop : IDisposable
         var needed = request.Length + take + 32;
         if (needed > request.Buffer.Length)
         {
-            var grown = ArrayPool<byte>.Shared.Rent(needed);
+            var grown = buffers.Rent(needed);
             request.Buffer.AsSpan(0, request.Length).CopyTo(grown);
-            ArrayPool<byte>.Shared.Return(request.Buffer);
+            buffers.Return(request.Buffer);
             request.Buffer = grown;
         }
 
@@ -414,41 +490,6 @@ internal sealed class Http1BackendHop : IDisposable
         destination[written++] = (byte)'\r';
         destination[written++] = (byte)'\n';
         return written;
-    }
-
-    /// <summary>Opens a connection within the connect timeout (and what is left of the backend timeout); reports a failure.</summary>
-    private async ValueTask<Http1Connection?> ConnectAsync(Http1ConnectionPool pool, TunnelStream stream, Http1Request request, long start)
-    {
-        var remaining = _options.BackendTimeout - Stopwatch.GetElapsedTime(start);
-        var connectTimeout = _options.BackendConnectTimeout < remaining ? _options.BackendConnectTimeout : remaining;
-        using var connect = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
-        connect.CancelAfter(connectTimeout > TimeSpan.Zero ? connectTimeout : TimeSpan.FromTicks(1));
-        try
-        {
-            return await pool.ConnectAsync(connect.Token);
-        }
-        catch (Exception) when (stream.AbortReason is not null)
-        {
-            return null;
-        }
-        catch (OperationCanceledException ex)
-        {
-            if (Stopwatch.GetElapsedTime(start) >= _options.BackendTimeout)
-            {
-                ReportBeforeResponse(stream, request, ex, timedOut: true);
-            }
-            else
-            {
-                ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.ConnectionError, $"The connection to {request.Route.HostHeader} timed out after {_options.BackendConnectTimeout}.", ex), timedOut: false);
-            }
-
-            return null;
-        }
-        catch (SocketException ex)
-        {
-            ReportBeforeResponse(stream, request, new HttpRequestException(HttpRequestError.ConnectionError, $"{ex.Message} ({request.Route.HostHeader})", ex), timedOut: false);
-            return null;
-        }
     }
 
     /// <summary>A failure before the response head: the same log, metric and reset as the HttpClient path.</summary>
@@ -618,8 +659,7 @@ internal sealed class Http1BackendHop : IDisposable
     private async ValueTask<BodyResult> CopyLengthAsync(TunnelStream stream, Http1Connection connection, Http1Request request, byte[] received, int offset, int leftover, long remaining)
     {
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
-        var aborted = stream.Aborted;
-        var extra = false;
+                var extra = false;
         if (leftover > 0)
         {
             var take = (int)Math.Min(leftover, remaining);
@@ -627,7 +667,7 @@ internal sealed class Http1BackendHop : IDisposable
             var data = ArrayPool<byte>.Shared.Rent(take);
             received.AsSpan(offset, take).CopyTo(data);
             remaining -= take;
-            await stream.SendDataAsync(data, take, endStream: remaining == 0, aborted);
+            await stream.SendDataAsync(data, take, endStream: remaining == 0, connection.Token);
         }
 
         while (remaining > 0)
@@ -661,7 +701,7 @@ internal sealed class Http1BackendHop : IDisposable
             remaining -= read;
 
             // With a known length, END_STREAM rides on the last DATA frame instead of an extra empty frame.
-            await stream.SendDataAsync(buffer, read, endStream: remaining == 0, aborted);
+            await stream.SendDataAsync(buffer, read, endStream: remaining == 0, connection.Token);
         }
 
         return extra ? BodyResult.CompleteNotReusable : BodyResult.Complete;
@@ -673,8 +713,7 @@ internal sealed class Http1BackendHop : IDisposable
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
         var readSize = Math.Min(DefaultReadSize, frameSize);
         var maxTrailers = stream.MaxHeaderBlockSize;
-        var aborted = stream.Aborted;
-        var decoder = default(ChunkedDecoder);
+                var decoder = default(ChunkedDecoder);
         try
         {
             var ended = false;
@@ -695,7 +734,7 @@ internal sealed class Http1BackendHop : IDisposable
                 {
                     var data = ArrayPool<byte>.Shared.Rent(written);
                     received.AsSpan(offset, written).CopyTo(data);
-                    await stream.SendDataAsync(data, written, endStream: ended && !decoder.HasTrailers, aborted);
+                    await stream.SendDataAsync(data, written, endStream: ended && !decoder.HasTrailers, connection.Token);
                     if (ended && !decoder.HasTrailers)
                     {
                         return extra ? BodyResult.CompleteNotReusable : BodyResult.Complete;
@@ -743,7 +782,7 @@ internal sealed class Http1BackendHop : IDisposable
                 }
 
                 // The chunk data was moved to the front of the read buffer: it goes out as it is.
-                await stream.SendDataAsync(buffer, written, endStream: ended && !decoder.HasTrailers, aborted);
+                await stream.SendDataAsync(buffer, written, endStream: ended && !decoder.HasTrailers, connection.Token);
                 if (ended && !decoder.HasTrailers)
                 {
                     return extra ? BodyResult.CompleteNotReusable : BodyResult.Complete;
@@ -781,12 +820,11 @@ internal sealed class Http1BackendHop : IDisposable
     private async ValueTask<BodyResult> CopyUntilCloseAsync(TunnelStream stream, Http1Connection connection, Http1Request request, byte[] received, int offset, int leftover)
     {
         var readSize = Math.Min(DefaultReadSize, stream.Connection.PeerSettings.MaxFrameSize);
-        var aborted = stream.Aborted;
-        if (leftover > 0)
+                if (leftover > 0)
         {
             var data = ArrayPool<byte>.Shared.Rent(leftover);
             received.AsSpan(offset, leftover).CopyTo(data);
-            await stream.SendDataAsync(data, leftover, endStream: false, aborted);
+            await stream.SendDataAsync(data, leftover, endStream: false, connection.Token);
         }
 
         while (true)
@@ -816,7 +854,7 @@ internal sealed class Http1BackendHop : IDisposable
                 return BodyResult.CompleteNotReusable;
             }
 
-            await stream.SendDataAsync(buffer, read, endStream: false, aborted);
+            await stream.SendDataAsync(buffer, read, endStream: false, connection.Token);
         }
     }
 
@@ -900,7 +938,7 @@ internal sealed class Http1BackendHop : IDisposable
         }
     }
 
-    private static async ValueTask StopPumpAsync(Http1Connection connection, TunnelStream stream, ValueTask pump)
+    private static async ValueTask StopPumpAsync(Http1Connection connection, TunnelStream stream)
     {
         connection.StopPump = true;
         try
@@ -913,7 +951,8 @@ internal sealed class Http1BackendHop : IDisposable
         }
 
         connection.Cancel();
-        await pump;
+        connection.Pumping = false;
+        await connection.Pump;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

@@ -77,24 +77,19 @@ internal sealed class Http1ConnectionPool : IDisposable
         }
     }
 
-    /// <summary>Opens a new connection (TCP_NODELAY); cancelled by <paramref name="cancellationToken"/>.</summary>
-    public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
+    /// <summary>A new connection, not yet connected (<see cref="ConnectAsync"/>): its buffers take the request head first.</summary>
+    public Http1Connection Create()
     {
         var socket = _endpoint is IPEndPoint ip
             ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
             : new Socket(SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.NoDelay = true;
-            await socket.ConnectAsync(_endpoint, cancellationToken);
-            return new Http1Connection(socket, this);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        socket.NoDelay = true;
+        return new Http1Connection(socket, this, _time);
     }
+
+    /// <summary>Connects a connection from <see cref="Create"/> (TCP_NODELAY); cancelled by <paramref name="cancellationToken"/>.</summary>
+    public ValueTask ConnectAsync(Http1Connection connection, CancellationToken cancellationToken)
+        => connection.ConnectAsync(_endpoint, cancellationToken);
 
     /// <summary>Keeps <paramref name="connection"/> for the next request, or closes it when the pool is full.</summary>
     public void Return(Http1Connection connection)
