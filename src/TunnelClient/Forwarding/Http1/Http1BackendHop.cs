@@ -113,9 +113,6 @@ internal sealed class Http1BackendHop : IDisposable
     /// <summary>How long an idle backend connection is kept, as the HttpClient path's PooledConnectionIdleTimeout.</summary>
     public static TimeSpan PooledConnectionIdleTimeout { get; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>The pool serving <paramref name="route"/>, for tests.</summary>
-    internal Http1ConnectionPool? PoolFor(BackendRoute route) => _pools[route.Index];
-
     /// <summary>
     /// Writes the backend request for <paramref name="head"/>, with the body bytes that have already arrived. Does
     /// not dispose <paramref name="head"/>.
@@ -144,6 +141,13 @@ internal sealed class Http1BackendHop : IDisposable
             if (writer.Overflowed)
             {
                 _buffers.Return(buffer);
+                if (size != HeadBufferSize)
+                {
+                    // The retry size is a bound, so this is never reached; refuse rather than loop.
+                    error = "The request head does not fit its bound.";
+                    return Http1PrepareResult.Invalid;
+                }
+
                 size = Http1RequestWriter.WorstCaseSize(head.Span.Length, writer.Route!);
                 continue;
             }
