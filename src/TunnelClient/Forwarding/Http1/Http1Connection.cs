@@ -12,6 +12,9 @@ namespace Tunnel2.Client.Forwarding.Http1;
 /// </summary>
 internal sealed class Http1Connection : IDisposable
 {
+    /// <summary>A field table grown past this is not kept for the next exchange.</summary>
+    private const int MaxKeptFields = 256;
+
     private const int TimeoutDisarmed = 0;
     private const int TimeoutArmed = 1;
     private const int TimeoutFired = 2;
@@ -51,7 +54,7 @@ internal sealed class Http1Connection : IDisposable
     /// <summary><see cref="TimeProvider"/> timestamp of the return to the pool.</summary>
     public long IdleSince { get; set; }
 
-    /// <summary>Fields of the head being parsed; grows for an unusually long head and stays grown.</summary>
+    /// <summary>Fields of the head being parsed; grows for an unusually long head (up to <see cref="MaxKeptFields"/> kept).</summary>
     public FieldRange[] Fields = new FieldRange[32];
 
     /// <summary>The response head parser of the exchange.</summary>
@@ -144,6 +147,11 @@ internal sealed class Http1Connection : IDisposable
     {
         EndTimeout();
         Detach();
+        if (Fields.Length > MaxKeptFields)
+        {
+            // A head with thousands of fields must not pin its table on an idle connection.
+            Fields = new FieldRange[32];
+        }
 
         // A timeout that fired is (or is about to be) a cancellation: the state is checked after the reset for that.
         return Volatile.Read(ref _disposed) == 0 && _cancellation.TryReset() && Volatile.Read(ref _timeoutState) == TimeoutDisarmed;
