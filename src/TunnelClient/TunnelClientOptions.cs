@@ -62,6 +62,14 @@ public sealed class TunnelClientOptions
     /// <summary>Requests that may wait for a forwarding slot; beyond this the server answers 503.</summary>
     public int MaxQueuedRequests { get; set; } = 4096;
 
+    /// <summary>
+    /// How requests reach http:// backends. <see cref="BackendHttpClient.Builtin"/> (the default): the client's own
+    /// HTTP/1.1 hop, with pooled connections and buffers, full duplex (an early answer such as 413 is forwarded while
+    /// the upload goes on); https:// backends, gRPC, upgrades (WebSocket) and TCP services still use HttpClient.
+    /// <see cref="BackendHttpClient.HttpClient"/>: everything through HttpClient (docs/adr/0010-builtin-http1-backend-hop.md).
+    /// </summary>
+    public BackendHttpClient BackendHttpClient { get; set; } = BackendHttpClient.Builtin;
+
     /// <summary>How long a backend may take to send its response head (then 504).</summary>
     public TimeSpan BackendTimeout { get; set; } = TimeSpan.FromSeconds(100);
 
@@ -99,4 +107,14 @@ public sealed class TunnelClientOptions
 
     /// <summary>Uplink protocol limits (docs/protocol.md §7).</summary>
     public TunnelLimits Limits { get; set; } = new();
+}
+
+/// <summary>The HTTP client that forwards requests to http:// backends (<see cref="TunnelClientOptions.BackendHttpClient"/>).</summary>
+public enum BackendHttpClient
+{
+    /// <summary>The built-in HTTP/1.1 hop for http:// backends; HttpClient for the rest.</summary>
+    Builtin,
+
+    /// <summary>HttpClient (SocketsHttpHandler) for every backend request.</summary>
+    HttpClient,
 }

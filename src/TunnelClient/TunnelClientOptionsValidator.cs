@@ -80,6 +80,11 @@ internal sealed class TunnelClientOptionsValidator : IValidateOptions<TunnelClie
             failures.Add("Tunnel:MaxQueuedRequests must not be negative.");
         }
 
+        if (!Enum.IsDefined(options.BackendHttpClient))
+        {
+            failures.Add($"Tunnel:BackendHttpClient must be Builtin or HttpClient; it is '{options.BackendHttpClient}'.");
+        }
+
         foreach (var (setting, value) in new[]
         {
             ("Tunnel:BackendTimeout", options.BackendTimeout),

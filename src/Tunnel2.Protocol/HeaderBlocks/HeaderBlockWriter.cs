@@ -134,6 +134,62 @@ public ref struct HeaderBlockWriter
         return HeaderFieldResult.Written;
     }
 
+    /// <summary>
+    /// Adds one field given as bytes (ISO-8859-1, as parsed from HTTP/1.1), with the same rules as
+    /// <see cref="WriteField(string, ReadOnlySpan{char})"/>. Allocates nothing.
+    /// </summary>
+    public HeaderFieldResult WriteField(scoped ReadOnlySpan<byte> name, scoped ReadOnlySpan<byte> value)
+    {
+        if (!HeaderValidation.IsValidValue(value))
+        {
+            return HeaderFieldResult.Invalid;
+        }
+
+        var index = StaticTable.FindName(name);
+        if (index == 0 && !HeaderValidation.IsToken(name))
+        {
+            return HeaderFieldResult.Invalid;
+        }
+
+        var start = _length;
+        if (TryReserve(1, out var nameRef))
+        {
+            nameRef[0] = (byte)index;
+            if (index == 0)
+            {
+                WriteBytes(name);
+            }
+
+            WriteBytes(value);
+        }
+
+        if (_overflow)
+        {
+            _length = start;
+            return HeaderFieldResult.Overflow;
+        }
+
+        return HeaderFieldResult.Written;
+    }
+
+    private void WriteBytes(scoped ReadOnlySpan<byte> value)
+    {
+        if (_overflow)
+        {
+            return;
+        }
+
+        var free = _buffer.Slice(_length);
+        if (!VarInt.TryWrite(free, value.Length, out var prefix) || free.Length - prefix < value.Length)
+        {
+            _overflow = true;
+            return;
+        }
+
+        value.CopyTo(free.Slice(prefix));
+        _length += prefix + value.Length;
+    }
+
     private void WriteString(scoped ReadOnlySpan<char> value)
     {
         if (_overflow)

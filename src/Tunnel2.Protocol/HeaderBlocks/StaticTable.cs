@@ -121,7 +121,11 @@ public static class StaticTable
     ];
 
     private static readonly FrozenDictionary<string, byte> s_nameIndex = BuildIndex(s_names, StringComparer.OrdinalIgnoreCase);
+    private static readonly FrozenDictionary<string, byte>.AlternateLookup<ReadOnlySpan<char>> s_nameSpanIndex = s_nameIndex.GetAlternateLookup<ReadOnlySpan<char>>();
     private static readonly FrozenDictionary<string, byte> s_methodIndex = BuildIndex(s_methods, StringComparer.Ordinal);
+
+    /// <summary>No table name is longer; a longer name is a literal without a lookup.</summary>
+    private const int MaxNameLength = 64;
 
     /// <summary>Number of name entries, index 0 included.</summary>
     public static int NameCount => s_names.Length;
@@ -137,6 +141,23 @@ public static class StaticTable
 
     /// <summary>The index of <paramref name="name"/> (case-insensitive), or 0.</summary>
     public static int FindName(string name) => s_nameIndex.TryGetValue(name, out var index) ? index : 0;
+
+    /// <summary>The index of a name given as bytes (as parsed from HTTP/1.1, case-insensitive), or 0. Allocates nothing.</summary>
+    public static int FindName(ReadOnlySpan<byte> name)
+    {
+        if (name.IsEmpty || name.Length > MaxNameLength)
+        {
+            return 0;
+        }
+
+        Span<char> chars = stackalloc char[MaxNameLength];
+        if (System.Text.Ascii.ToUtf16(name, chars, out var written) != System.Buffers.OperationStatus.Done)
+        {
+            return 0;
+        }
+
+        return s_nameSpanIndex.TryGetValue(chars.Slice(0, written), out var index) ? index : 0;
+    }
 
     /// <summary>The code of <paramref name="method"/> (case-sensitive, as methods are), or 0.</summary>
     public static int FindMethod(string method) => s_methodIndex.TryGetValue(method, out var code) ? code : 0;

@@ -64,6 +64,8 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
     private bool _removed;
     private Exception? _abortReason;
     private CancellationTokenSource? _abortedSource;
+    private Action<object?>? _abortCallback;
+    private object? _abortCallbackState;
 
     // Send credit, guarded by the connection's OutputFlowControl lock.
     private ManualResetValueTaskSourceCore<int> _creditSource;
@@ -119,6 +121,28 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
                 return _abortedSource.Token;
             }
+        }
+    }
+
+    /// <summary>
+    /// Sets the one callback run when the stream is aborted (reset by either side, or its connection ended), or clears
+    /// it with null. Cheaper than registering on <see cref="Aborted"/>, which takes a token source per stream: a
+    /// forwarder that already has a cancellation source of its own (one per backend connection) needs only this. The
+    /// callback runs on the aborting thread, outside the stream's lock; it may still run once just after being cleared.
+    /// </summary>
+    /// <returns>False when the stream has already been aborted: nothing is set and nothing will run.</returns>
+    public bool TrySetAbortCallback(Action<object?>? callback, object? state)
+    {
+        lock (_lock)
+        {
+            if (_abortReason is not null)
+            {
+                return callback is null;
+            }
+
+            _abortCallback = callback;
+            _abortCallbackState = callback is null ? null : state;
+            return true;
         }
     }
 
@@ -535,6 +559,8 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
         bool failHeadWait;
         long creditBack;
         CancellationTokenSource? abortedSource;
+        Action<object?>? abortCallback;
+        object? abortCallbackState;
         lock (_lock)
         {
             if (_abortReason is not null)
@@ -556,6 +582,10 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
             _unconsumedBytes = 0;
             _inputAbandoned = true;
             abortedSource = _abortedSource;
+            abortCallback = _abortCallback;
+            abortCallbackState = _abortCallbackState;
+            _abortCallback = null;
+            _abortCallbackState = null;
         }
 
         pendingHead.Dispose();
@@ -575,6 +605,7 @@ public sealed class TunnelStream : IValueTaskSource<int>, IValueTaskSource<Recei
 
         TryRemove();
         abortedSource?.Cancel();
+        abortCallback?.Invoke(abortCallbackState);
     }
 
     internal void OnInputConsumed(long count)

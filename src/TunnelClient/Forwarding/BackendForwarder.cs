@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Microsoft.Extensions.Options;
+using Tunnel2.Client.Forwarding.Http1;
 using Tunnel2.Protocol;
 using Tunnel2.Protocol.HeaderBlocks;
 using Tunnel2.Protocol.Multiplexing;
@@ -12,8 +13,10 @@ namespace Tunnel2.Client.Forwarding;
 /// <summary>
 /// Forwards each stream the server opens to a backend: at most <see cref="TunnelClientOptions.MaxConcurrentRequests"/>
 /// at once (a <see cref="SemaphoreSlim"/>), up to <see cref="TunnelClientOptions.MaxQueuedRequests"/> more waiting,
-/// beyond that the stream is refused (503 at the entry). One shared <see cref="SocketsHttpHandler"/> configured as
-/// YARP's forwarder client; bodies streamed both ways in pooled buffers.
+/// beyond that the stream is refused (503 at the entry). Plain-http requests take the built-in HTTP/1.1 hop
+/// (<see cref="Http1BackendHop"/>) unless <see cref="TunnelClientOptions.BackendHttpClient"/> says otherwise; the rest
+/// one shared <see cref="SocketsHttpHandler"/> configured as YARP's forwarder client; bodies streamed both ways in
+/// pooled buffers.
 /// </summary>
 internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 {
@@ -25,11 +28,12 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
     private readonly ClientMetrics _metrics;
     private readonly ILogger _logger;
     private readonly HttpMessageInvoker _invoker;
+    private readonly Http1BackendHop? _http1;
     private readonly SemaphoreSlim _concurrency;
     private readonly int _maxAdmitted;
     private int _admitted;
 
-    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, TcpForwarder tcp, ClientMetrics metrics, ILogger<BackendForwarder> logger)
+    public BackendForwarder(IOptions<TunnelClientOptions> options, BackendRoutes routes, TcpForwarder tcp, ClientMetrics metrics, ILogger<BackendForwarder> logger, TimeProvider? time = null)
     {
         _metrics = metrics;
         _tcp = tcp;
@@ -53,6 +57,10 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
             RequestHeaderEncodingSelector = static (_, _) => Encoding.Latin1,
             ResponseHeaderEncodingSelector = static (_, _) => Encoding.Latin1,
         });
+        if (_options.BackendHttpClient == BackendHttpClient.Builtin)
+        {
+            _http1 = new Http1BackendHop(_options, routes, metrics, logger, time ?? TimeProvider.System);
+        }
     }
 
     /// <summary>Requests admitted and not finished: running plus queued.</summary>
@@ -79,6 +87,7 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
 
     public void Dispose()
     {
+        _http1?.Dispose();
         _invoker.Dispose();
         _concurrency.Dispose();
     }
@@ -111,12 +120,79 @@ internal sealed class BackendForwarder : ITunnelStreamHandler, IDisposable
         }
     }
 
-    // Pooled: one of these (and one body copy) runs per forwarded request.
+    /// <summary>
+    /// The built-in HTTP/1.1 hop when it serves the request, else HttpClient. Not async itself: when the head is
+    /// already there (nearly always), the hop's own pooled method is the only state machine of the request.
+    /// </summary>
+    private ValueTask ForwardCoreAsync(ForwardWorkItem item)
+    {
+        var pending = item.Stream.ReadHeadersAsync();
+        if (!pending.IsCompletedSuccessfully)
+        {
+            return ForwardAfterHeadAsync(item, pending);
+        }
+
+        var head = pending.Result;
+        return TryStartHttp1(item.Stream, head, out var forwarding) ? forwarding : ForwardWithHttpClientAsync(item, head);
+    }
+
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ForwardCoreAsync(ForwardWorkItem item)
+    private async ValueTask ForwardAfterHeadAsync(ForwardWorkItem item, ValueTask<ReceivedHeaderBlock> pending)
+    {
+        var head = await pending;
+        if (TryStartHttp1(item.Stream, head, out var forwarding))
+        {
+            await forwarding;
+            return;
+        }
+
+        await ForwardWithHttpClientAsync(item, head);
+    }
+
+    /// <summary>Starts the built-in hop for <paramref name="head"/>; false (the head untouched) when HttpClient must serve it.</summary>
+    private bool TryStartHttp1(TunnelStream stream, ReceivedHeaderBlock head, out ValueTask forwarding)
+    {
+        forwarding = default;
+        if (_http1 is null)
+        {
+            return false;
+        }
+
+        Http1PrepareResult prepared;
+        Http1Request request;
+        string? error;
+        try
+        {
+            prepared = _http1.Prepare(stream, head, out request, out error);
+        }
+        catch
+        {
+            head.Dispose();
+            throw;
+        }
+
+        if (prepared == Http1PrepareResult.NeedsHttpClient)
+        {
+            return false;
+        }
+
+        head.Dispose();
+        if (prepared == Http1PrepareResult.Invalid)
+        {
+            Log.BadRequestHead(_logger, error ?? "no request head");
+            stream.Reset(TunnelErrorCode.RequestInvalid, error);
+            return true;
+        }
+
+        forwarding = _http1.ForwardAsync(stream, request);
+        return true;
+    }
+
+    // Pooled: one of these (and one body copy) runs per request forwarded with HttpClient.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardWithHttpClientAsync(ForwardWorkItem item, ReceivedHeaderBlock head)
     {
         var stream = item.Stream;
-        var head = await stream.ReadHeadersAsync();
         var hasBody = !head.EndStream;
         using var request = new HttpRequestMessage { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
         if (hasBody)

@@ -36,6 +36,18 @@ public sealed class TunnelClientOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_BackendHttpClient_DefaultBuiltin_UnknownValueNamed()
+    {
+        var options = Valid();
+        Assert.Equal(BackendHttpClient.Builtin, options.BackendHttpClient);
+        options.BackendHttpClient = (BackendHttpClient)7;
+
+        var failures = new TunnelClientOptionsValidator().Validate(null, options).Failures!;
+
+        Assert.Contains(failures, f => f.StartsWith("Tunnel:BackendHttpClient", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Validate_BadSessionUplinksAndRoutes_AllReported()
     {
         var options = Valid();

@@ -43,6 +43,29 @@ public class TunnelStreamRuleTests
     }
 
     [Fact]
+    public async Task TrySetAbortCallback_RunsOnceOnTheReset_NotOnceCleared_RefusedAfterTheAbort()
+    {
+        await using var peer = await StartAsync();
+        Assert.True(peer.Connection.TryOpenStream(out var stream));
+        Assert.True(stream.SendHead(TunnelStreamTestExtensions.RequestHead()));
+        await peer.ExpectAsync(FrameType.Headers, withStreamId: 2);
+        var runs = 0;
+        var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        Assert.True(stream.TrySetAbortCallback(_ => { Interlocked.Increment(ref runs); ran.TrySetResult(); }, null));
+        await peer.SendResetAsync(2, TunnelErrorCode.Cancel);
+        await ran.Task.DefaultTimeout();
+
+        Assert.Equal(1, Volatile.Read(ref runs));
+        Assert.False(stream.TrySetAbortCallback(_ => Interlocked.Increment(ref runs), null));
+        Assert.True(peer.Connection.TryOpenStream(out var cleared));
+        Assert.True(cleared.TrySetAbortCallback(_ => Interlocked.Increment(ref runs), null));
+        Assert.True(cleared.TrySetAbortCallback(null, null));
+        cleared.Reset(TunnelErrorCode.Cancel);
+        Assert.Equal(1, Volatile.Read(ref runs));
+    }
+
+    [Fact]
     public async Task TryOpenStream_AtPeerMaxConcurrentStreams_FalseUntilAStreamEnds()
     {
         await using var peer = await StartAsync(peerSettings: (SettingsParameter.MaxConcurrentStreams, 2));
