@@ -100,7 +100,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                 {
                     Log.DialRejected(_logger, dial.StatusCode, dial.Message);
                     _exit.Code = ExitCodes.Rejected;
-                    _lifetime.StopApplication();
+                    StopOnceStarted();
                     return;
                 }
 
@@ -162,7 +162,7 @@ internal sealed class UplinkSupervisor : BackgroundService
                     // A newer instance of this client owns the session now; reconnecting would take it back and flap.
                     Log.Superseded(_logger);
                     _exit.Code = ExitCodes.Superseded;
-                    _lifetime.StopApplication();
+                    StopOnceStarted();
                     await run;
                     return;
                 }
@@ -302,6 +302,13 @@ internal sealed class UplinkSupervisor : BackgroundService
     }
 
     private static string Redact(Guid sessionId) => SessionIdRedaction.Redact(sessionId);
+
+    /// <summary>
+    /// Stops the client, but never while the host is still starting its other services: a 401 can come back before the
+    /// status server has started, and stopping then would fail the host's start instead of ending it with the exit code.
+    /// </summary>
+    private void StopOnceStarted()
+        => _lifetime.ApplicationStarted.Register(static state => ((IHostApplicationLifetime)state!).StopApplication(), _lifetime);
 }
 
 /// <summary>The exit code the client process should end with; set by whoever decides to stop it.</summary>
