@@ -13,7 +13,7 @@ public static class ReadOnlySequenceFactory
             return ReadOnlySequence<byte>.Empty;
         }
 
-        var first = new TestSegment(segments[0], runningIndex: 0);
+        var first = new Segment(segments[0], runningIndex: 0);
         var last = first;
         for (var i = 1; i < segments.Length; i++)
         {
@@ -38,17 +38,18 @@ public static class ReadOnlySequenceFactory
         return CreateSegments(pieces);
     }
 
-    private sealed class TestSegment : ReadOnlySequenceSegment<byte>
+    /// <summary>A segment that can be appended to, for tests that build a sequence as bytes arrive.</summary>
+    public sealed class Segment : ReadOnlySequenceSegment<byte>
     {
-        public TestSegment(ReadOnlyMemory<byte> memory, long runningIndex)
+        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
         {
             Memory = memory;
             RunningIndex = runningIndex;
         }
 
-        public TestSegment Append(ReadOnlyMemory<byte> memory)
+        public Segment Append(ReadOnlyMemory<byte> memory)
         {
-            var next = new TestSegment(memory, RunningIndex + Memory.Length);
+            var next = new Segment(memory, RunningIndex + Memory.Length);
             Next = next;
             return next;
         }

@@ -114,9 +114,8 @@ public ref struct HeaderBlockWriter
         }
 
         var start = _length;
-        if (TryReserve(1, out var nameRef))
+        if (TryBeginField(index))
         {
-            nameRef[0] = (byte)index;
             if (index == 0)
             {
                 WriteString(name);
@@ -125,13 +124,7 @@ public ref struct HeaderBlockWriter
             WriteString(value);
         }
 
-        if (_overflow)
-        {
-            _length = start;
-            return HeaderFieldResult.Overflow;
-        }
-
-        return HeaderFieldResult.Written;
+        return EndField(start);
     }
 
     /// <summary>
@@ -152,9 +145,8 @@ public ref struct HeaderBlockWriter
         }
 
         var start = _length;
-        if (TryReserve(1, out var nameRef))
+        if (TryBeginField(index))
         {
-            nameRef[0] = (byte)index;
             if (index == 0)
             {
                 WriteBytes(name);
@@ -163,6 +155,24 @@ public ref struct HeaderBlockWriter
             WriteBytes(value);
         }
 
+        return EndField(start);
+    }
+
+    /// <summary>Writes a field's name byte: its static-table index, or 0 for a literal name that follows.</summary>
+    private bool TryBeginField(int index)
+    {
+        if (!TryReserve(1, out var nameRef))
+        {
+            return false;
+        }
+
+        nameRef[0] = (byte)index;
+        return true;
+    }
+
+    /// <summary>Takes back a field that did not fit whole, so the block stays valid.</summary>
+    private HeaderFieldResult EndField(int start)
+    {
         if (_overflow)
         {
             _length = start;

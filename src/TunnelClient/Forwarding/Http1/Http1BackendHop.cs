@@ -659,39 +659,57 @@ internal sealed class Http1BackendHop : IDisposable
         CompleteNotReusable,
     }
 
+    /// <summary>
+    /// Reads the next bytes of a response body into a rented buffer (the caller sends or returns it). On a receive
+    /// failure the buffer goes back, the stream is failed unless it was already aborted, and the buffer is null.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(byte[]? Buffer, int Read)> ReceiveBodyAsync(TunnelStream stream, Http1Connection connection, Http1Request request, int size)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            return (buffer, await connection.Socket.ReceiveAsync(buffer.AsMemory(0, size), SocketFlags.None, connection.Token));
+        }
+        catch (Exception ex)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (stream.AbortReason is null)
+            {
+                FailAfterStart(stream, request, ex);
+            }
+
+            return (null, 0);
+        }
+    }
+
+    /// <summary>Sends body bytes that arrived with the head: copied out, since the head buffer is not ours to hand over.</summary>
+    private static ValueTask SendCopyAsync(TunnelStream stream, ReadOnlySpan<byte> bytes, bool endStream, CancellationToken cancellationToken)
+    {
+        var data = ArrayPool<byte>.Shared.Rent(bytes.Length);
+        bytes.CopyTo(data);
+        return stream.SendDataAsync(data, bytes.Length, endStream, cancellationToken);
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<BodyResult> CopyLengthAsync(TunnelStream stream, Http1Connection connection, Http1Request request, byte[] received, int offset, int leftover, long remaining)
     {
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
-                var extra = false;
+        var extra = false;
         if (leftover > 0)
         {
             var take = (int)Math.Min(leftover, remaining);
             extra = leftover > take;
-            var data = ArrayPool<byte>.Shared.Rent(take);
-            received.AsSpan(offset, take).CopyTo(data);
             remaining -= take;
-            await stream.SendDataAsync(data, take, endStream: remaining == 0, connection.Token);
+            await SendCopyAsync(stream, received.AsSpan(offset, take), endStream: remaining == 0, connection.Token);
         }
 
         while (remaining > 0)
         {
             // Size reads to the body: the pool's small buckets keep up under concurrency, its 64 KiB bucket does not.
-            var readSize = (int)Math.Min(remaining, frameSize);
-            var buffer = ArrayPool<byte>.Shared.Rent(readSize);
-            int read;
-            try
+            var (buffer, read) = await ReceiveBodyAsync(stream, connection, request, (int)Math.Min(remaining, frameSize));
+            if (buffer is null)
             {
-                read = await connection.Socket.ReceiveAsync(buffer.AsMemory(0, readSize), SocketFlags.None, connection.Token);
-            }
-            catch (Exception ex)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-                if (stream.AbortReason is null)
-                {
-                    FailAfterStart(stream, request, ex);
-                }
-
                 return BodyResult.Failed;
             }
 
@@ -717,7 +735,7 @@ internal sealed class Http1BackendHop : IDisposable
         var frameSize = stream.Connection.PeerSettings.MaxFrameSize;
         var readSize = Math.Min(DefaultReadSize, frameSize);
         var maxTrailers = stream.MaxHeaderBlockSize;
-                var decoder = default(ChunkedDecoder);
+        var decoder = default(ChunkedDecoder);
         try
         {
             var ended = false;
@@ -736,9 +754,7 @@ internal sealed class Http1BackendHop : IDisposable
                 extra = ended && consumed < leftover;
                 if (written > 0)
                 {
-                    var data = ArrayPool<byte>.Shared.Rent(written);
-                    received.AsSpan(offset, written).CopyTo(data);
-                    await stream.SendDataAsync(data, written, endStream: ended && !decoder.HasTrailers, connection.Token);
+                    await SendCopyAsync(stream, received.AsSpan(offset, written), endStream: ended && !decoder.HasTrailers, connection.Token);
                     if (ended && !decoder.HasTrailers)
                     {
                         return extra ? BodyResult.CompleteNotReusable : BodyResult.Complete;
@@ -748,20 +764,9 @@ internal sealed class Http1BackendHop : IDisposable
 
             while (!ended)
             {
-                var buffer = ArrayPool<byte>.Shared.Rent(readSize);
-                int read;
-                try
+                var (buffer, read) = await ReceiveBodyAsync(stream, connection, request, readSize);
+                if (buffer is null)
                 {
-                    read = await connection.Socket.ReceiveAsync(buffer.AsMemory(0, readSize), SocketFlags.None, connection.Token);
-                }
-                catch (Exception ex)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    if (stream.AbortReason is null)
-                    {
-                        FailAfterStart(stream, request, ex);
-                    }
-
                     return BodyResult.Failed;
                 }
 
@@ -824,30 +829,17 @@ internal sealed class Http1BackendHop : IDisposable
     private async ValueTask<BodyResult> CopyUntilCloseAsync(TunnelStream stream, Http1Connection connection, Http1Request request, byte[] received, int offset, int leftover)
     {
         var readSize = Math.Min(DefaultReadSize, stream.Connection.PeerSettings.MaxFrameSize);
-                if (leftover > 0)
+        if (leftover > 0)
         {
-            var data = ArrayPool<byte>.Shared.Rent(leftover);
-            received.AsSpan(offset, leftover).CopyTo(data);
-            await stream.SendDataAsync(data, leftover, endStream: false, connection.Token);
+            await SendCopyAsync(stream, received.AsSpan(offset, leftover), endStream: false, connection.Token);
         }
 
         while (true)
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(readSize);
-            int read;
-            try
+            // A reset is not a close: the body may be cut short, so it must not look complete (ReceiveBodyAsync fails it).
+            var (buffer, read) = await ReceiveBodyAsync(stream, connection, request, readSize);
+            if (buffer is null)
             {
-                read = await connection.Socket.ReceiveAsync(buffer.AsMemory(0, readSize), SocketFlags.None, connection.Token);
-            }
-            catch (Exception ex)
-            {
-                // A reset is not a close: the body may be cut short, so it must not look complete.
-                ArrayPool<byte>.Shared.Return(buffer);
-                if (stream.AbortReason is null)
-                {
-                    FailAfterStart(stream, request, ex);
-                }
-
                 return BodyResult.Failed;
             }
 

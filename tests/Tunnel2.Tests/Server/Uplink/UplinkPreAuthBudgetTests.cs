@@ -194,21 +194,21 @@ public sealed class UplinkPreAuthBudgetTests
     private static List<PreAuthVerdict> Parse(ref UplinkPreAuthBudget budget, byte[] stream, int segmentSize)
     {
         var verdicts = new List<PreAuthVerdict>();
-        Segment? first = null;
-        Segment? last = null;
+        ReadOnlySequenceFactory.Segment? first = null;
+        ReadOnlySequenceFactory.Segment? last = null;
         var consumed = 0;
         var available = 0;
         while (available < stream.Length)
         {
             var read = segmentSize == 0 ? stream.Length : Math.Min(segmentSize, stream.Length - available);
             var chunk = stream.AsMemory(available, read);
-            last = last is null ? first = new Segment(chunk, available) : last.Append(chunk);
+            last = last is null ? first = new ReadOnlySequenceFactory.Segment(chunk, available) : last.Append(chunk);
             available += read;
 
             // Drop segments the parser has consumed entirely, then start at the first unconsumed byte.
             while (first!.RunningIndex + first.Memory.Length <= consumed)
             {
-                first = (Segment)first.Next!;
+                first = (ReadOnlySequenceFactory.Segment)first.Next!;
             }
 
             var buffer = new ReadOnlySequence<byte>(first, (int)(consumed - first.RunningIndex), last, last.Memory.Length);
@@ -233,21 +233,5 @@ public sealed class UplinkPreAuthBudgetTests
         }
 
         return verdicts;
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }
