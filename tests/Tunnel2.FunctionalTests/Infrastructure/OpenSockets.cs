@@ -30,6 +30,39 @@ internal static class OpenSockets
         return sockets;
     }
 
+    /// <summary>
+    /// Raises this process's open-file limit to at least <paramref name="wanted"/> with util-linux's prlimit: the soft
+    /// limit up to the hard one for anyone, the hard one too where the user may (root, CAP_SYS_RESOURCE). Returns the
+    /// soft limit afterwards, which may still be lower than wanted.
+    /// </summary>
+    public static long? RaiseFileDescriptorLimit(long wanted)
+    {
+        if (FileDescriptorLimit() is { } current && current >= wanted)
+        {
+            return current;
+        }
+
+        try
+        {
+            var arguments = $"--pid {Environment.ProcessId} --nofile={wanted}:{wanted}";
+            using var prlimit = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("prlimit", arguments)
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+            });
+            if (prlimit is not null && !prlimit.WaitForExit(TimeSpan.FromSeconds(10)))
+            {
+                prlimit.Kill();
+            }
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // No prlimit: the limit stays as it is.
+        }
+
+        return FileDescriptorLimit();
+    }
+
     /// <summary>The soft limit on open files of this process (/proc/self/limits), or null when it cannot be read.</summary>
     public static long? FileDescriptorLimit()
     {
