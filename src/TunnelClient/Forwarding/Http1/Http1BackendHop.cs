@@ -683,14 +683,6 @@ internal sealed class Http1BackendHop : IDisposable
         }
     }
 
-    /// <summary>Sends body bytes that arrived with the head: copied out, since the head buffer is not ours to hand over.</summary>
-    private static ValueTask SendCopyAsync(TunnelStream stream, ReadOnlySpan<byte> bytes, bool endStream, CancellationToken cancellationToken)
-    {
-        var data = ArrayPool<byte>.Shared.Rent(bytes.Length);
-        bytes.CopyTo(data);
-        return stream.SendDataAsync(data, bytes.Length, endStream, cancellationToken);
-    }
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<BodyResult> CopyLengthAsync(TunnelStream stream, Http1Connection connection, Http1Request request, byte[] received, int offset, int leftover, long remaining)
     {
@@ -701,7 +693,7 @@ internal sealed class Http1BackendHop : IDisposable
             var take = (int)Math.Min(leftover, remaining);
             extra = leftover > take;
             remaining -= take;
-            await SendCopyAsync(stream, received.AsSpan(offset, take), endStream: remaining == 0, connection.Token);
+            await stream.WriteAsync(received.AsMemory(offset, take), endStream: remaining == 0, connection.Token);
         }
 
         while (remaining > 0)
@@ -754,7 +746,7 @@ internal sealed class Http1BackendHop : IDisposable
                 extra = ended && consumed < leftover;
                 if (written > 0)
                 {
-                    await SendCopyAsync(stream, received.AsSpan(offset, written), endStream: ended && !decoder.HasTrailers, connection.Token);
+                    await stream.WriteAsync(received.AsMemory(offset, written), endStream: ended && !decoder.HasTrailers, connection.Token);
                     if (ended && !decoder.HasTrailers)
                     {
                         return extra ? BodyResult.CompleteNotReusable : BodyResult.Complete;
@@ -831,7 +823,7 @@ internal sealed class Http1BackendHop : IDisposable
         var readSize = Math.Min(DefaultReadSize, stream.Connection.PeerSettings.MaxFrameSize);
         if (leftover > 0)
         {
-            await SendCopyAsync(stream, received.AsSpan(offset, leftover), endStream: false, connection.Token);
+            await stream.WriteAsync(received.AsMemory(offset, leftover), endStream: false, connection.Token);
         }
 
         while (true)
