@@ -160,8 +160,9 @@ sample_loop() {
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
     parts=$(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 } END { printf "%s\t%s\t%s", a, f, s }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
-    fds=$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-    socket_fds=$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' 2>/dev/null | wc -l)
+    # One listing of the descriptors: all of them, and those that are sockets.
+    read -r fds socket_fds < <(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null \
+      | awk '{ n++ } /^socket:/ { s++ } END { printf "%d %d\n", n, s }')
     # One ss snapshot: established pairs of every process, then the server's sockets checked against them.
     tcp=$(ss -Htanp 2>/dev/null | awk -v pid="pid=$SERVER_PID," '
       { gsub(/\[::ffff:|\]/, "", $4); gsub(/\[::ffff:|\]/, "", $5) }   # dual-stack sockets: [::ffff:127.0.0.1]:port
