@@ -147,7 +147,8 @@ log "TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (PID $SERVER_PID), Tunne
 
 # ---------------------------------------------------------------------------------------------------- sampler
 # Once a second, of the server: its RSS (VmRSS, and its anonymous, file-backed and shared parts: mapped code pages
-# touched for the first time show up as file-backed growth, a heap leak as anonymous growth); what the GC has
+# touched for the first time show up as file-backed growth, a heap leak as anonymous growth); its thread count (each
+# thread brings a stack and, in glibc, possibly a malloc arena: anonymous memory outside the GC); what the GC has
 # committed and what its heap held at the last collection (from /metrics: the GC's part of the anonymous memory, and
 # how much of that is live); its descriptors, split into sockets and everything else; its TCP sockets (established,
 # any state) and, of those, the ones without a live peer: not ESTABLISHED (CLOSE-WAIT, FIN-WAIT…), or established to a
@@ -155,11 +156,12 @@ log "TestBackend $BACKEND_URL, TunnelServer $TUNNEL_URL (PID $SERVER_PID), Tunne
 # (21 to 181 over one run), so the raw counts are reported, and leaks are judged on the unpaired sockets and the
 # non-socket descriptors.
 sample_loop() {
-  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\trss_anon_kb\trss_file_kb\trss_shmem_kb\tgc_committed_kb\tgc_heap_kb\tfds_other\ttcp_unpaired\n'
-  local rss fds socket_fds tcp parts gc
+  printf 'unix_ms\trss_kb\tfds\ttcp_estab\ttcp_all\trss_anon_kb\trss_file_kb\trss_shmem_kb\tgc_committed_kb\tgc_heap_kb\tfds_other\ttcp_unpaired\tthreads\n'
+  local rss fds socket_fds tcp parts gc threads
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
     parts=$(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 } END { printf "%s\t%s\t%s", a, f, s }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
+    threads=$(awk '/^Threads:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "")
     # One listing of the descriptors: all of them, and those that are sockets.
     read -r fds socket_fds < <(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null \
       | awk '{ n++ } /^socket:/ { s++ } END { printf "%d %d\n", n, s }')
@@ -179,7 +181,7 @@ sample_loop() {
       }' || echo "")
     gc=$(curl --noproxy '*' -fsS --max-time 1 "$TUNNEL_URL/metrics" 2>/dev/null \
       | awk '/^tunnel2_gc_committed_bytes / { c = $2 } /^tunnel2_gc_heap_bytes / { h = $2 } END { if (c != "") printf "%d\t%d", c / 1024, h / 1024 }' || true)
-    [[ -n "$rss" && -n "$tcp" ]] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$(cut -f1,2 <<<"$tcp")" "$parts" "${gc:-$'\t'}" "$((fds - socket_fds))" "$(cut -f3 <<<"$tcp")"
+    [[ -n "$rss" && -n "$tcp" ]] && printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$rss" "$fds" "$(cut -f1,2 <<<"$tcp")" "$parts" "${gc:-$'\t'}" "$((fds - socket_fds))" "$(cut -f3 <<<"$tcp")" "$threads"
     sleep 1
   done
 }

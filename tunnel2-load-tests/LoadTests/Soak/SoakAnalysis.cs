@@ -63,7 +63,7 @@ internal static class SoakAnalysis
         ("rss_kb", false, false), ("fds_other", true, false), ("tcp_unpaired", true, false),
         ("rss_anon_kb", false, true), ("rss_file_kb", false, true), ("rss_shmem_kb", false, true),
         ("gc_committed_kb", false, true), ("gc_heap_kb", false, true),
-        ("fds", true, true), ("tcp_estab", true, true), ("tcp_all", true, true),
+        ("fds", true, true), ("tcp_estab", true, true), ("tcp_all", true, true), ("threads", true, true),
     ];
 
     public static SoakAnalysisResult Analyze(SoakLoadResult load, IReadOnlyList<SoakKill> kills, IReadOnlyList<SoakSample> samples, SoakAnalysisOptions options)

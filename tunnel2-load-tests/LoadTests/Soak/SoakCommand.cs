@@ -149,6 +149,7 @@ internal static class SoakCommand
                     "tcp_unpaired" => "TCP sockets without a live peer",
                     "tcp_estab" => "TCP sockets, established",
                     "tcp_all" => "TCP sockets, any state",
+                    "threads" => "threads",
                     var other => other,
                 };
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {start:0.#} | {end:0.#} | {r.DeltaPercent:+0.0;-0.0;0.0} % | ±{allowed:0.#} | {(r.Breakdown ? "breakdown" : r.Pass ? "ok" : "**drift**")} |");
