@@ -15,7 +15,8 @@ fi
 
 # Debian packages some suites drive for real; each is listed once (a suite whose tool is missing skips with the reason).
 #   redis-server: Tunnel2.FunctionalTests RedisTcpTests (a real Redis behind a raw TCP tunnel)
-packages=(redis-server)
+#   python3: Tunnel2.FunctionalTests ConnectionFloodTests (holds 10,000 idle client connections in a second process)
+packages=(redis-server python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,10 +7,11 @@ using Xunit.Abstractions;
 namespace Tunnel2.FunctionalTests.Reliability;
 
 /// <summary>
-/// Ten thousand idle public connections (reliability.md §2 D7). Client and server ends of every connection live in this
-/// one test process, so each connection costs two file descriptors: the test raises its open-file limit to fit 10,000
-/// (prlimit; the hard limit only where the user may), and where it cannot, floods as many as the limit allows (at least
-/// 1,000). Runs alone: the socket count is the whole process's.
+/// Ten thousand idle public connections (reliability.md §2 D7). The server end of every connection lives in this test
+/// process and the client ends, but for the 20 the test sends requests on, in a python3 child process: one descriptor
+/// per connection on each side, so both fit under a 20,000 open-file limit that an unprivileged user cannot raise. The
+/// test raises its soft limit as far as the hard one (prlimit), and where even that is too low, floods as many as fit
+/// (at least 1,000). Runs alone: the socket count is the whole process's.
 /// </summary>
 [Collection(StreamLimitsCollection.Name)]
 public sealed class ConnectionFloodTests(ITestOutputHelper output)
@@ -20,6 +21,9 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
 
     /// <summary>Descriptors kept free for everything else in the process (hosts, pools, the runner).</summary>
     private const int DescriptorHeadroom = 2_000;
+
+    /// <summary>Idle connections whose client end stays in this process, to send a first request on each.</summary>
+    private const int LocalIdleConnections = 20;
 
     [Fact]
     public async Task D7_ThousandsOfIdleConnections_RequestsStillServed_SocketsBackToBaseline()
@@ -31,28 +35,31 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
         var count = IdleConnectionsThatFit(baseline);
         var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
 
-        var idle = new RawHttpConnection[count];
+        var idle = new RawHttpConnection[LocalIdleConnections];
+        IdleConnectionHolder? held = null;
         try
         {
             var opening = Stopwatch.StartNew();
+            held = await IdleConnectionHolder.StartAsync(tunnel.ServerUrl, count - LocalIdleConnections, output);
             await Parallel.ForEachAsync(
-                Enumerable.Range(0, count),
-                new ParallelOptions { MaxDegreeOfParallelism = 32 },
+                Enumerable.Range(0, idle.Length),
+                new ParallelOptions { MaxDegreeOfParallelism = 8 },
                 async (i, _) => idle[i] = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl));
 
             // Connected is not accepted: a connection waits in the listen backlog until Kestrel takes it, and only then
-            // does the server end exist. Every client end and every server end: two sockets per connection.
+            // does the server end exist. Every server end and the local client ends are sockets of this process.
+            var expected = baseline + count + LocalIdleConnections;
             var open = 0;
             await Eventually.TrueAsync(
-                () => (open = OpenSockets.Count()) >= baseline + (2 * count),
-                () => $"{open} sockets open, expected at least {baseline + (2 * count)} ({count} connections accepted)",
+                () => (open = OpenSockets.Count()) >= expected,
+                () => $"{open} sockets open, expected at least {expected} ({count} connections accepted)",
                 within: TimeSpan.FromSeconds(30));
             var memoryHeld = GC.GetTotalMemory(forceFullCollection: true);
-            output.WriteLine($"[test] {count} idle connections open and accepted in {opening.ElapsedMilliseconds} ms; {open} sockets; " +
+            output.WriteLine($"[test] {count} idle connections open and accepted in {opening.ElapsedMilliseconds} ms; {open} sockets here; " +
                 $"managed heap {(memoryHeld - memoryBefore) / 1024 / 1024.0:0.0} MiB above baseline ({(memoryHeld - memoryBefore) / count} B per connection)");
 
-            // While they are open: the session still serves a pooled connection, a new connection and, on 20 of the idle
-            // connections themselves, a first request each. Nothing the idle connections did touched the uplinks.
+            // While they are open: the session still serves a pooled connection, a new connection and, on the 20 local
+            // idle connections themselves, a first request each. Nothing the idle connections did touched the uplinks.
             await watch.AssertHealthyAsync(expectedUplinks: 2);
             await using (var fresh = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl))
             {
@@ -60,9 +67,8 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
                 Assert.Equal(200, (await fresh.ReadResponseAsync())?.StatusCode);
             }
 
-            for (var k = 0; k < 20; k++)
+            for (var i = 0; i < idle.Length; i++)
             {
-                var i = k * (count / 20);
                 await idle[i].SendAsync($"GET {tunnel.Target($"rec/idle-{i}")} HTTP/1.1\r\nHost: {tunnel.Host()}\r\n\r\n");
                 var response = await idle[i].ReadResponseAsync();
                 Assert.NotNull(response);
@@ -71,6 +77,7 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
             }
 
             Assert.Equal(21, backend.Requests.Count);
+            Assert.True(held.IsRunning, "The process holding the other idle connections should still be holding them.");
         }
         finally
         {
@@ -80,6 +87,11 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
                 {
                     await connection.DisposeAsync();
                 }
+            }
+
+            if (held is not null)
+            {
+                await held.DisposeAsync();
             }
         }
 
@@ -163,16 +175,102 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// How many idle connections fit under this process's descriptor limit: two descriptors each (both ends are here),
-    /// with headroom, at most <see cref="MaxIdleConnections"/>. A limit too low for 1,000 fails the test with the reason
-    /// rather than testing something smaller than the scenario.
+    /// How many idle connections fit under this process's descriptor limit: one descriptor each (the server end) plus the
+    /// local client ends, with headroom, at most <see cref="MaxIdleConnections"/>. A limit too low for 1,000 fails the
+    /// test with the reason rather than testing something smaller than the scenario.
     /// </summary>
     private int IdleConnectionsThatFit(int baseline)
     {
-        var limit = OpenSockets.RaiseFileDescriptorLimit(baseline + (2L * MaxIdleConnections) + DescriptorHeadroom) ?? 0;
-        var fit = (int)Math.Min(MaxIdleConnections, (limit - baseline - DescriptorHeadroom) / 2);
+        var limit = OpenSockets.RaiseFileDescriptorLimit(baseline + MaxIdleConnections + LocalIdleConnections + DescriptorHeadroom) ?? 0;
+        var fit = (int)Math.Min(MaxIdleConnections, limit - baseline - LocalIdleConnections - DescriptorHeadroom);
         output.WriteLine($"[test] open-file limit {limit}: {fit} idle connections");
         Assert.True(fit >= 1_000, $"The open-file limit ({limit}) leaves room for only {fit} connections; raise it (ulimit -n) to run D7.");
         return fit;
+    }
+
+    /// <summary>
+    /// Idle client connections held by a python3 child process: it raises its own open-file limit to the hard one,
+    /// connects, prints "ready N", and closes them all (FIN) when its standard input closes.
+    /// </summary>
+    private sealed class IdleConnectionHolder : IAsyncDisposable
+    {
+        private const string Script = """
+            import resource, socket, sys
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+            held = [socket.create_connection((host, port), timeout=30) for _ in range(count)]
+            print(f"ready {len(held)}", flush=True)
+            sys.stdin.read()
+            for s in held:
+                s.close()
+            """;
+
+        private readonly Process _process;
+
+        private IdleConnectionHolder(Process process) => _process = process;
+
+        public bool IsRunning => !_process.HasExited;
+
+        public static async Task<IdleConnectionHolder> StartAsync(Uri server, int count, ITestOutputHelper output)
+        {
+            var start = new ProcessStartInfo("python3")
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var argument in new[] { "-c", Script, server.Host, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), count.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            Process process;
+            try
+            {
+                process = Process.Start(start) ?? throw new InvalidOperationException("python3 did not start.");
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                throw new InvalidOperationException("D7 holds the idle client ends in a python3 process; install python3 (tests/run-tests.sh does).", ex);
+            }
+
+            var holder = new IdleConnectionHolder(process);
+            try
+            {
+                var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(120));
+                if (line != $"ready {count}")
+                {
+                    var error = await process.StandardError.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                    throw new InvalidOperationException($"The python3 holder said '{line}' instead of 'ready {count}': {error}");
+                }
+
+                output.WriteLine($"[test] python3 (pid {process.Id}) holds {count} idle connections");
+                return holder;
+            }
+            catch
+            {
+                await holder.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                _process.StandardInput.Close();
+                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (TimeoutException)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            finally
+            {
+                _process.Dispose();
+            }
+        }
     }
 }
