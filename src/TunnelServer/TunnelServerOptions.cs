@@ -60,6 +60,18 @@ public sealed class TunnelServerOptions
     /// </summary>
     public bool AllowTrace { get; set; }
 
+    /// <summary>
+    /// Size of the buffers Kestrel's socket transport receives into and sends from, for the public entry and the
+    /// uplinks alike; also the most one receive call takes. 16 KiB by default (Kestrel's own is 4 KiB): a quarter of the
+    /// receive calls for uploads and uplink traffic. Larger blocks cost memory per slow connection: one that trickles a
+    /// request head holds one block until <c>RequestHeadersTimeout</c>. 4096 keeps Kestrel's own pool
+    /// (docs/adr/0012-transport-block-size.md). Read at start-up.
+    /// </summary>
+    public int TransportBlockSize { get; set; } = DefaultTransportBlockSize;
+
+    /// <summary>The default <see cref="TransportBlockSize"/>.</summary>
+    public const int DefaultTransportBlockSize = 16 * 1024;
+
     /// <summary>Base of the public URL reported to clients, e.g. https://tunnel.example.com; derived from the uplink request when empty.</summary>
     public string? PublicBaseUrl { get; set; }
 

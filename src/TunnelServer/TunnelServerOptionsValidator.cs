@@ -63,6 +63,11 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:UplinkHandshakeTimeout must be positive.");
         }
 
+        if (options.TransportBlockSize is < 4096 or > 1024 * 1024)
+        {
+            failures.Add($"Tunnel:TransportBlockSize must be between 4096 (Kestrel's own pool) and 1048576 bytes; got {options.TransportBlockSize}.");
+        }
+
         if (options.RetryAfterSeconds < 0)
         {
             failures.Add("Tunnel:RetryAfterSeconds must not be negative.");

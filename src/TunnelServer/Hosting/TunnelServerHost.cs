@@ -32,6 +32,7 @@ public static class TunnelServerHost
         }
 
         AddUplinkListener(builder);
+        AddTransportMemoryPool(builder);
 
         // The slim builder leaves HTTPS out; the entry and the uplink share one TLS certificate when configured
         // (Kestrel:Certificates:Default or an https:// URL with Kestrel:Endpoints).
@@ -68,6 +69,21 @@ public static class TunnelServerHost
     /// never both, so without <c>Kestrel:Endpoints</c> the URLs become configured endpoints too; with them, the URLs
     /// were ignored anyway.
     /// </summary>
+    /// <summary>
+    /// Larger transport buffers than Kestrel's 4 KiB blocks (<see cref="TunnelServerOptions.TransportBlockSize"/>). Read
+    /// from configuration here because the transport takes its pool factory from the container before options exist; a
+    /// value outside the valid range leaves Kestrel's pool in place and fails the options validation at start.
+    /// </summary>
+    private static void AddTransportMemoryPool(WebApplicationBuilder builder)
+    {
+        var size = builder.Configuration.GetValue(
+            $"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.TransportBlockSize)}", TunnelServerOptions.DefaultTransportBlockSize);
+        if (size is > 4096 and <= 1024 * 1024)
+        {
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new TransportMemoryPoolFactory(size));
+        }
+    }
+
     private static void AddUplinkListener(WebApplicationBuilder builder)
     {
         var uplinkUrl = builder.Configuration[$"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.UplinkListenUrl)}"];

@@ -27,6 +27,16 @@ public sealed class TunnelServerOptionsValidatorTests
         Assert.Contains(failures, f => f.Contains("Tunnel:UplinkPath", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(1024)]
+    [InlineData(2 * 1024 * 1024)]
+    public void Validate_TransportBlockSizeOutOfRange_NamesIt(int size)
+    {
+        var result = new TunnelServerOptionsValidator().Validate(null, new TunnelServerOptions { TransportBlockSize = size });
+
+        Assert.Contains(result.Failures!, f => f.Contains("Tunnel:TransportBlockSize must be between 4096", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Validate_DuplicateTokenNames_Fails()
     {

@@ -1,0 +1,59 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Connections;
+
+namespace Tunnel2.Server.Hosting;
+
+/// <summary>
+/// The memory pool Kestrel's socket transport takes its receive and send buffers from, with blocks of
+/// <see cref="TunnelServerOptions.TransportBlockSize"/> bytes instead of Kestrel's 4 KiB. Kestrel receives into the
+/// rest of the current block, so its block size is the most one <c>recv</c> takes: an uplink carrying a 1 GiB download
+/// cost the server 262,144 receive calls with 4 KiB blocks (docs/adr/0012-transport-block-size.md).
+/// </summary>
+/// <remarks>
+/// Blocks are arrays from <see cref="ArrayPool{T}.Shared"/>, which bounds and trims what it keeps; only the small
+/// owner object is allocated per rent. The socket transport pins a buffer only for the duration of a call on Linux, so
+/// the blocks need not live on the pinned heap as Kestrel's do.
+/// </remarks>
+internal sealed class TransportMemoryPoolFactory(int blockSize) : IMemoryPoolFactory<byte>
+{
+    private int _created;
+
+    public int BlockSize => blockSize;
+
+    /// <summary>Pools handed out so far (Kestrel creates one per listener).</summary>
+    public int PoolsCreated => Volatile.Read(ref _created);
+
+    public MemoryPool<byte> Create(MemoryPoolOptions? options = null)
+    {
+        Interlocked.Increment(ref _created);
+        return new TransportMemoryPool(blockSize);
+    }
+}
+
+internal sealed class TransportMemoryPool(int blockSize) : MemoryPool<byte>
+{
+    public override int MaxBufferSize => blockSize;
+
+    public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
+        => new Block(ArrayPool<byte>.Shared.Rent(Math.Max(minBufferSize, blockSize)));
+
+    protected override void Dispose(bool disposing)
+    {
+        // Blocks go back to the shared array pool one by one; there is nothing of the pool's own to release.
+    }
+
+    private sealed class Block(byte[] array) : IMemoryOwner<byte>
+    {
+        private byte[]? _array = array;
+
+        public Memory<byte> Memory => _array ?? throw new ObjectDisposedException(nameof(Block));
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _array, null) is { } array)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+            }
+        }
+    }
+}
