@@ -38,4 +38,25 @@ public sealed class TransportMemoryPoolTests
 
         Assert.Throws<ObjectDisposedException>(() => block.Memory);
     }
+
+    [Fact]
+    public void Rent_AfterDispose_ReusesTheOwner_WithAFreshArray()
+    {
+        using var pool = new TransportMemoryPool(16 * 1024);
+        var first = pool.Rent();
+        first.Memory.Span.Fill(1);
+        first.Dispose();
+
+        var second = pool.Rent();
+        var third = pool.Rent();
+
+        Assert.Same(first, second);
+        Assert.NotSame(second, third);
+        Assert.True(second.Memory.Length >= 16 * 1024);
+        Assert.False(System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(second.Memory, out var a)
+            && System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(third.Memory, out var b) && ReferenceEquals(a.Array, b.Array),
+            "Two live blocks must never share an array.");
+        second.Dispose();
+        third.Dispose();
+    }
 }
