@@ -92,26 +92,27 @@ public sealed class BackendFaultTests(ITestOutputHelper output)
     [InlineData("chunked body with a bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")]
     public async Task C5_BackendSendsAnInvalidResponse_502(string what, string answer)
     {
-        using var fake = new RawBackend(answer.Replace("{huge}", new string('h', 200 * 1024), StringComparison.Ordinal));
+        var served = 0;
+        await using var fake = AnsweringBackend(answer.Replace("{huge}", new string('h', 200 * 1024), StringComparison.Ordinal), () => Interlocked.Increment(ref served));
         var backend = new RecordingBackend();
         await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend, startClient: false);
-        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url);
+        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url + "/");
         using var watch = new UplinkWatch(tunnel);
 
         using var response = await tunnel.Http.GetAsync(tunnel.Url("/bad/response")).DefaultTimeout();
 
         Assert.True(response.StatusCode == HttpStatusCode.BadGateway, $"{what}: expected 502, got {(int)response.StatusCode}.");
-        Assert.Equal(1, fake.Served);
+        Assert.Equal(1, Volatile.Read(ref served));
         await watch.AssertHealthyAsync(expectedUplinks: 2);
     }
 
     [Fact]
     public async Task C5_BackendFieldWithBareCR_NeverEmitted_NoInjectedField()
     {
-        using var fake = new RawBackend("HTTP/1.1 200 OK\r\nX-Bad: a\rX-Injected: 1\r\nX-Good: g\r\nContent-Length: 2\r\n\r\nok");
+        await using var fake = AnsweringBackend("HTTP/1.1 200 OK\r\nX-Bad: a\rX-Injected: 1\r\nX-Good: g\r\nContent-Length: 2\r\n\r\nok");
         var backend = new RecordingBackend();
         await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend, startClient: false);
-        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url);
+        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url + "/");
         using var watch = new UplinkWatch(tunnel);
         await using var raw = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl);
 
@@ -131,10 +132,10 @@ public sealed class BackendFaultTests(ITestOutputHelper output)
     [Fact]
     public async Task C5_BackendConflictingContentLengths_502()
     {
-        using var fake = new RawBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc");
+        await using var fake = AnsweringBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc");
         var backend = new RecordingBackend();
         await using var tunnel = await ReliabilityTunnel.StartAsync(output, backend, startClient: false);
-        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url);
+        await tunnel.StartClientAsync(o => o.Routes["/bad"] = fake.Url + "/");
         using var watch = new UplinkWatch(tunnel);
         await using var raw = await RawHttpConnection.ConnectAsync(tunnel.ServerUrl);
 
@@ -193,75 +194,16 @@ public sealed class BackendFaultTests(ITestOutputHelper output)
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
-    /// <summary>A backend that answers every connection with the same bytes and closes: for responses Kestrel would never send.</summary>
-    private sealed class RawBackend : IDisposable
+    /// <summary>
+    /// A backend that answers each connection's request with the same bytes and closes: for responses Kestrel would
+    /// never send. <paramref name="served"/>, when given, runs once per request read.
+    /// </summary>
+    private static ScriptedBackend AnsweringBackend(string answer, Action? served = null) => new(async connection =>
     {
-        private readonly Socket _listener = new(SocketType.Stream, ProtocolType.Tcp);
-        private readonly byte[] _answer;
-        private readonly CancellationTokenSource _stop = new();
-        private int _served;
-
-        public RawBackend(string answer)
+        if (await connection.ReadRequestAsync() is not null)
         {
-            _answer = Encoding.Latin1.GetBytes(answer);
-            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            _listener.Listen(16);
-            Url = $"http://{_listener.LocalEndPoint}/";
-            _ = ServeAsync();
+            served?.Invoke();
+            await connection.SendAsync(answer);
         }
-
-        public string Url { get; }
-
-        public int Served => Volatile.Read(ref _served);
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Dispose();
-            _stop.Dispose();
-        }
-
-        private async Task ServeAsync()
-        {
-            // Bounded: a test makes one request, and HttpClient retries a failed idempotent request at most once.
-            for (var i = 0; i < 16; i++)
-            {
-                Socket connection;
-                try
-                {
-                    connection = await _listener.AcceptAsync(_stop.Token);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                using (connection)
-                {
-                    try
-                    {
-                        var head = new List<byte>();
-                        var buffer = new byte[4096];
-                        while (!Encoding.Latin1.GetString([.. head]).Contains("\r\n\r\n", StringComparison.Ordinal))
-                        {
-                            var read = await connection.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
-                            if (read == 0)
-                            {
-                                break;
-                            }
-
-                            head.AddRange(buffer.AsSpan(0, read));
-                        }
-
-                        Interlocked.Increment(ref _served);
-                        await connection.SendAsync(_answer, SocketFlags.None, _stop.Token);
-                        connection.Shutdown(SocketShutdown.Send);
-                    }
-                    catch (Exception ex) when (ex is OperationCanceledException or SocketException)
-                    {
-                    }
-                }
-            }
-        }
-    }
+    });
 }
