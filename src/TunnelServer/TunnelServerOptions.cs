@@ -72,6 +72,12 @@ public sealed class TunnelServerOptions
     /// <summary>The default <see cref="TransportBlockSize"/>.</summary>
     public const int DefaultTransportBlockSize = 16 * 1024;
 
+    /// <summary>The smallest <see cref="TransportBlockSize"/>: Kestrel's own block, for which its own pool is kept.</summary>
+    public const int KestrelTransportBlockSize = 4096;
+
+    /// <summary>The largest <see cref="TransportBlockSize"/>.</summary>
+    public const int MaxTransportBlockSize = 1024 * 1024;
+
     /// <summary>Base of the public URL reported to clients, e.g. https://tunnel.example.com; derived from the uplink request when empty.</summary>
     public string? PublicBaseUrl { get; set; }
 

@@ -63,9 +63,9 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add("Tunnel:UplinkHandshakeTimeout must be positive.");
         }
 
-        if (options.TransportBlockSize is < 4096 or > 1024 * 1024)
+        if (options.TransportBlockSize is < TunnelServerOptions.KestrelTransportBlockSize or > TunnelServerOptions.MaxTransportBlockSize)
         {
-            failures.Add($"Tunnel:TransportBlockSize must be between 4096 (Kestrel's own pool) and 1048576 bytes; got {options.TransportBlockSize}.");
+            failures.Add($"Tunnel:TransportBlockSize must be between {TunnelServerOptions.KestrelTransportBlockSize} (Kestrel's own pool) and {TunnelServerOptions.MaxTransportBlockSize} bytes; got {options.TransportBlockSize}.");
         }
 
         if (options.RetryAfterSeconds < 0)

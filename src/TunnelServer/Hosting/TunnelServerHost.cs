@@ -78,7 +78,7 @@ public static class TunnelServerHost
     {
         var size = builder.Configuration.GetValue(
             $"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.TransportBlockSize)}", TunnelServerOptions.DefaultTransportBlockSize);
-        if (size is > 4096 and <= 1024 * 1024)
+        if (size is > TunnelServerOptions.KestrelTransportBlockSize and <= TunnelServerOptions.MaxTransportBlockSize)
         {
             builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new TransportMemoryPoolFactory(size));
         }
