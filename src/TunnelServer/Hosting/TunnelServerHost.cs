@@ -50,10 +50,15 @@ public static class TunnelServerHost
     {
         kestrel.AddServerHeader = false;
 
-        // The uplink's pre-authentication budget goes on every endpoint, however it is configured (URLs, Kestrel:Endpoints,
-        // the default URL); it finds its way under TLS by itself (PreAuthConnection). Endpoint defaults are a single
-        // callback: a later ConfigureEndpointDefaults replaces this one.
-        kestrel.ConfigureEndpointDefaults(static listen => listen.ApplicationServices.GetRequiredService<UplinkPreAuth>().Attach(listen));
+        // The uplink's pre-authentication budget and, inside it, the request head recorder go on every endpoint, however
+        // it is configured (URLs, Kestrel:Endpoints, the default URL); both find their way under TLS by themselves
+        // (DelegatingConnectionContext). Endpoint defaults are a single callback: a later ConfigureEndpointDefaults
+        // replaces this one.
+        kestrel.ConfigureEndpointDefaults(static listen =>
+        {
+            listen.ApplicationServices.GetRequiredService<UplinkPreAuth>().Attach(listen);
+            listen.ApplicationServices.GetRequiredService<RequestHeadRecording>().Attach(listen);
+        });
         kestrel.ConfigurationLoader?.Endpoint(
             UplinkPreAuth.DedicatedEndpointName,
             static endpoint => endpoint.ListenOptions.ApplicationServices.GetRequiredService<UplinkPreAuth>().MarkDedicated(endpoint.ListenOptions));
@@ -130,6 +135,7 @@ public static class TunnelServerHost
         services.AddSingleton<TokenValidator>();
         services.AddSingleton<UplinkEndpoint>();
         services.AddSingleton<UplinkPreAuth>();
+        services.AddSingleton<RequestHeadRecording>();
         services.AddSingleton<DrainState>();
         services.AddSingleton<NodeHeaders>();
         services.AddSingleton<NodeForwarder>();

@@ -78,6 +78,7 @@ internal sealed class ProxyEntryMiddleware
 
     public Task InvokeAsync(HttpContext context)
     {
+        RequestHeadRecording.EndHead(context);
         var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
         var status = ProxyTarget.TryParse(rawTarget, out var target);
         switch (status)

@@ -20,8 +20,7 @@ internal static class RequestHeadEncoder
     {
         var request = context.Request;
         var headers = request.Headers;
-        var connection = headers.Connection;
-        var connectionValue = connection.Count == 0 ? null : connection.ToString();
+        var connectionValue = RequestHeadRecording.ConnectionField(context);
         foreach (var header in headers)
         {
             var name = header.Key;

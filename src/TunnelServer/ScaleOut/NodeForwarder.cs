@@ -200,8 +200,7 @@ internal sealed class NodeForwarder : IDisposable
     private static void CopyRequestHeaders(HttpRequest request, HttpRequestMessage message)
     {
         var headers = request.Headers;
-        var connection = headers.Connection;
-        var connectionValue = connection.Count == 0 ? null : connection.ToString();
+        var connectionValue = ProxyEntry.RequestHeadRecording.ConnectionField(request.HttpContext);
         foreach (var header in headers)
         {
             var name = header.Key;

@@ -1,7 +1,6 @@
 using System.IO.Pipelines;
-using System.Net;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Http.Features;
+using Tunnel2.Server.Hosting;
 
 namespace Tunnel2.Server.Uplink;
 
@@ -21,13 +20,11 @@ internal enum PreAuthCloseReason
 /// layers inside this middleware see it.
 /// </summary>
 /// <remarks>
-/// Kestrel adds endpoint-default middleware before TLS, so this one is outside <c>UseHttps</c> and would see
-/// ciphertext. It therefore hands the inner layers this decorator of the connection: when the TLS layer replaces
-/// <see cref="Transport"/> with its plaintext pipe (as HttpsConnectionMiddleware does), the budget moves to that pipe,
-/// and the HTTP parser reads plaintext through it. Without TLS the HTTP layer reads the transport given at the start.
-/// Everything else is the underlying connection's (features, items, lifetime, abort).
+/// When the TLS layer replaces <see cref="Transport"/> with its plaintext pipe the budget moves to that pipe, and the
+/// HTTP parser reads plaintext through it (<see cref="DelegatingConnectionContext"/>). Without TLS the HTTP layer reads
+/// the transport given at the start.
 /// </remarks>
-internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticationFeature
+internal sealed class PreAuthConnection : DelegatingConnectionContext, IUplinkAuthenticationFeature
 {
     private const int Pending = 0;
     private const int Authenticated = 1;
@@ -36,7 +33,6 @@ internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticati
 
     private static readonly TimerCallback s_onTimeout = static state => ((PreAuthConnection)state!).OnTimeout();
 
-    private readonly ConnectionContext _inner;
     private readonly UplinkPreAuth _preAuth;
     private readonly bool _dedicated;
     private readonly Lock _timerLock = new();
@@ -50,8 +46,8 @@ internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticati
     private string? _closeMessage;
 
     public PreAuthConnection(ConnectionContext inner, UplinkPreAuth preAuth, bool dedicated)
+        : base(inner)
     {
-        _inner = inner;
         _preAuth = preAuth;
         _dedicated = dedicated;
         _active = new PreAuthPipeReader(inner.Transport, this, preAuth.CreateBudget(sniff: !dedicated));
@@ -90,44 +86,6 @@ internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticati
         }
     }
 
-    public override string ConnectionId
-    {
-        get => _inner.ConnectionId;
-        set => _inner.ConnectionId = value;
-    }
-
-    public override IFeatureCollection Features => _inner.Features;
-
-    public override IDictionary<object, object?> Items
-    {
-        get => _inner.Items;
-        set => _inner.Items = value;
-    }
-
-    public override CancellationToken ConnectionClosed
-    {
-        get => _inner.ConnectionClosed;
-        set => _inner.ConnectionClosed = value;
-    }
-
-    public override EndPoint? LocalEndPoint
-    {
-        get => _inner.LocalEndPoint;
-        set => _inner.LocalEndPoint = value;
-    }
-
-    public override EndPoint? RemoteEndPoint
-    {
-        get => _inner.RemoteEndPoint;
-        set => _inner.RemoteEndPoint = value;
-    }
-
-    public override void Abort() => _inner.Abort();
-
-    public override void Abort(ConnectionAbortedException abortReason) => _inner.Abort(abortReason);
-
-    public override ValueTask DisposeAsync() => _inner.DisposeAsync();
-
     public bool TryAuthenticate()
     {
         var previous = Interlocked.CompareExchange(ref _state, Authenticated, Pending);
@@ -163,7 +121,7 @@ internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticati
         if (!_featureSet)
         {
             _featureSet = true;
-            _inner.Features.Set<IUplinkAuthenticationFeature>(this);
+            Inner.Features.Set<IUplinkAuthenticationFeature>(this);
         }
 
         if (_timer is null)
@@ -186,7 +144,7 @@ internal sealed class PreAuthConnection : ConnectionContext, IUplinkAuthenticati
             ? $"More than {_preAuth.MaxBytes} bytes before authenticating as an uplink (Tunnel:UplinkPreAuth:MaxBytes)."
             : $"Not authenticated as an uplink within {_preAuth.Timeout} (Tunnel:UplinkPreAuth:Timeout).";
         _preAuth.OnClosed(this, reason, bytes, elapsed);
-        _inner.Abort(new ConnectionAbortedException(_closeMessage));
+        Inner.Abort(new ConnectionAbortedException(_closeMessage));
         _active?.Wake();
     }
 

@@ -77,6 +77,15 @@ internal sealed class UplinkPreAuth
         }
     }
 
+    /// <summary>True when <paramref name="listen"/> is the dedicated uplink listener; known once Kestrel builds its pipeline.</summary>
+    public bool IsDedicated(ListenOptions listen)
+    {
+        lock (_lock)
+        {
+            return _dedicated.Contains(listen);
+        }
+    }
+
     public UplinkPreAuthBudget CreateBudget(bool sniff) => new(_uplinkPath, MaxBytes, sniff);
 
     public void OnClosed(PreAuthConnection connection, PreAuthCloseReason reason, long bytes, TimeSpan elapsed)
@@ -93,11 +102,7 @@ internal sealed class UplinkPreAuth
 
     private ConnectionDelegate Build(ListenOptions listen, ConnectionDelegate next)
     {
-        bool dedicated;
-        lock (_lock)
-        {
-            dedicated = _dedicated.Contains(listen);
-        }
+        var dedicated = IsDedicated(listen);
 
         // With a listener of its own the uplink is not served on the others: nothing to look at there.
         if (!dedicated && HasDedicatedListener)
