@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Threading.Tasks.Sources;
 
 namespace Tunnel2.Server.ProxyEntry;
 
@@ -22,9 +23,11 @@ namespace Tunnel2.Server.ProxyEntry;
 /// most two head sizes; an upgraded connection (WebSocket, uplink) is never recorded again. A connection that begins
 /// with a TLS record or the HTTP/2 preface is never recorded at all. The copy is rented from the shared array pool
 /// for the head and returned when the entry takes it, so an idle connection holds none.</para>
-/// <para>The HTTP/1.x parser and the request it serves never read at the same time, so nothing here is locked.</para>
+/// <para>The HTTP/1.x parser and the request it serves never read at the same time, so nothing here is locked. A read
+/// that does not complete at once (every wait for the next request) completes through this object, reused, rather
+/// than through an async method, whose box would be allocated per request under load.</para>
 /// </remarks>
-internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
+internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe, IValueTaskSource<ReadResult>
 {
     private const int InitialCopySize = 1024;
 
@@ -34,6 +37,9 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
     private readonly IDuplexPipe _transport;
     private readonly PipeReader _inner;
     private readonly int _maxHeadSize;
+    private readonly Action _onReadCompleted;
+    private ManualResetValueTaskSourceCore<ReadResult> _read;
+    private ValueTaskAwaiter<ReadResult> _pendingRead;
     private ReadOnlySequence<byte> _buffer;
     private bool _hasBuffer;
     private bool _off;
@@ -51,6 +57,7 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
         _transport = transport;
         _inner = transport.Input;
         _maxHeadSize = maxHeadSize;
+        _onReadCompleted = OnReadCompleted;
     }
 
     public PipeReader Input => this;
@@ -114,7 +121,10 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
             return _inner.ReadAsync(cancellationToken);
         }
 
+        // Consumed exactly once: its result now, or its awaiter's once it completes (OnReadCompleted).
+#pragma warning disable CA2012
         var read = _inner.ReadAsync(cancellationToken);
+#pragma warning restore CA2012
         if (read.IsCompletedSuccessfully)
         {
             var result = read.Result;
@@ -122,7 +132,10 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
             return new ValueTask<ReadResult>(result);
         }
 
-        return ReadAndKeepAsync(read);
+        _read.Reset();
+        _pendingRead = read.GetAwaiter();
+        _pendingRead.UnsafeOnCompleted(_onReadCompleted);
+        return new ValueTask<ReadResult>(this, _read.Version);
     }
 
     public override bool TryRead(out ReadResult result)
@@ -242,16 +255,34 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe
             && line[^8..^1].SequenceEqual("HTTP/1."u8);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ReadResult> ReadAndKeepAsync(ValueTask<ReadResult> read)
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _read.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _read.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _read.OnCompleted(continuation, state, token, flags);
+
+    private void OnReadCompleted()
     {
-        var result = await read;
+        var read = _pendingRead;
+        _pendingRead = default;
+        ReadResult result;
+        try
+        {
+            result = read.GetResult();
+        }
+        catch (Exception ex)
+        {
+            _read.SetException(ex);
+            return;
+        }
+
         if (!_off)
         {
             Keep(result);
         }
 
-        return result;
+        _read.SetResult(result);
     }
 
     private void Keep(in ReadResult result)

@@ -129,6 +129,43 @@ public sealed class RequestHeadRecorderTests
         Assert.False(recorder.TryGetConnectionField(out _));
     }
 
+    [Fact]
+    public async Task Recorder_ReadsThatWaitForBytes_CompleteWithThemAndRecord()
+    {
+        var (pipe, recorder) = Create();
+
+        // Bounded: two requests, each read issued before its bytes arrive (a keep-alive connection waiting).
+        for (var i = 0; i < 2; i++)
+        {
+            var read = recorder.ReadAsync().AsTask();
+            Assert.False(read.IsCompleted);
+            await WriteAsync(pipe, $"GET /{i} HTTP/1.1\r\nConnection: keep-alive, X-{i}\r\n\r\n");
+            var result = await read.WaitAsync(TimeSpan.FromSeconds(10));
+            recorder.AdvanceTo(result.Buffer.End);
+            recorder.EndHead(needConnectionField: true, bodyLength: 0, upgrade: false);
+
+            Assert.True(recorder.TryGetConnectionField(out var value));
+            Assert.Equal($"keep-alive, X-{i}", value);
+        }
+    }
+
+    [Fact]
+    public async Task Recorder_WaitingRead_CancelledOrFailed_ReportsItToTheParser()
+    {
+        var (pipe, recorder) = Create();
+
+        var cancelled = recorder.ReadAsync().AsTask();
+        recorder.CancelPendingRead();
+        var result = await cancelled.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(result.IsCanceled);
+        recorder.AdvanceTo(result.Buffer.Start);
+
+        var failed = recorder.ReadAsync().AsTask();
+        await pipe.Writer.CompleteAsync(new IOException("reset by peer"));
+        var error = await Assert.ThrowsAsync<IOException>(() => failed.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("reset by peer", error.Message);
+    }
+
     [Theory]
     [InlineData("\u0016\u0003\u0001\u0002\u0000")]
     [InlineData("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")]
