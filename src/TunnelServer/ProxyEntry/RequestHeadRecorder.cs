@@ -80,12 +80,14 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe, IValueTaskS
     /// <param name="upgrade">The request may switch protocols: what follows its head is never HTTP/1.x again.</param>
     public void EndHead(bool needConnectionField, long bodyLength, bool upgrade)
     {
-        _connectionField = null;
-        _headRead = false;
         if (_off)
         {
+            // Never HTTP/1.x (its requests, HTTP/2 streams, may come here at the same time), or upgraded: no head.
             return;
         }
+
+        _connectionField = null;
+        _headRead = false;
 
         if (needConnectionField && _copy is not null)
         {
