@@ -71,7 +71,10 @@ public sealed class SpeedTestRunnerTests
             Label = "nothing",
             Url = "http://127.0.0.1:1/loadtest/bytes/{size}",
             Streams = 1,
-            Duration = TimeSpan.FromMilliseconds(500),
+
+            // Attempts follow each other 100 ms apart: 2 s holds several even when a loaded machine starts the
+            // worker late (500 ms held none once, with every test suite running at the same time).
+            Duration = TimeSpan.FromSeconds(2),
             WarmUp = TimeSpan.Zero,
         };
 
