@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.Tasks.Sources;
+using Tunnel2.Protocol.HeaderBlocks;
 
 namespace Tunnel2.Server.ProxyEntry;
 
@@ -30,9 +31,6 @@ namespace Tunnel2.Server.ProxyEntry;
 internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe, IValueTaskSource<ReadResult>
 {
     private const int InitialCopySize = 1024;
-
-    private static readonly SearchValues<byte> s_tokenBytes =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
     private readonly IDuplexPipe _transport;
     private readonly PipeReader _inner;
@@ -211,7 +209,7 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe, IValueTaskS
             var start = recorded[..end].LastIndexOf((byte)'\n') + 1;
             var line = recorded[start..end];
             var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || line[..colon].ContainsAnyExcept(s_tokenBytes))
+            if (colon < 0 || !HeaderValidation.IsToken(line[..colon]))
             {
                 // Not a field line: the request line, or the head is not whole.
                 return IsRequestLine(line);
@@ -251,7 +249,7 @@ internal sealed class RequestHeadRecorder : PipeReader, IDuplexPipe, IValueTaskS
     {
         var space = line.IndexOf((byte)' ');
         return space > 0
-            && !line[..space].ContainsAnyExcept(s_tokenBytes)
+            && HeaderValidation.IsToken(line[..space])
             && line.Length > space + 9
             && line[^9] == (byte)' '
             && line[^8..^1].SequenceEqual("HTTP/1."u8);
