@@ -36,8 +36,9 @@ internal sealed class RequestHeadRecording
     /// </summary>
     public static void EndHead(HttpContext context)
     {
-        if (context.Features.Get<RequestHeadRecorder>() is not { } recorder)
+        if (context.Features.Get<RequestHeadRecorder>() is not { IsRecording: true } recorder)
         {
+            // HTTP/2 (every stream comes here) or an upgraded connection: no head to take, no header to look at.
             return;
         }
 
