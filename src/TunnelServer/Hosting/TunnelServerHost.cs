@@ -69,12 +69,6 @@ public static class TunnelServerHost
     }
 
     /// <summary>
-    /// Binds <c>Tunnel:UplinkListenUrl</c>, when set, as a Kestrel endpoint of its own
-    /// (<see cref="UplinkPreAuth.DedicatedEndpointName"/>). Kestrel binds either the URLs or its configured endpoints,
-    /// never both, so without <c>Kestrel:Endpoints</c> the URLs become configured endpoints too; with them, the URLs
-    /// were ignored anyway.
-    /// </summary>
-    /// <summary>
     /// Larger transport buffers than Kestrel's 4 KiB blocks (<see cref="TunnelServerOptions.TransportBlockSize"/>). Read
     /// from configuration here because the transport takes its pool factory from the container before options exist; a
     /// value outside the valid range leaves Kestrel's pool in place and fails the options validation at start.
@@ -89,6 +83,12 @@ public static class TunnelServerHost
         }
     }
 
+    /// <summary>
+    /// Binds <c>Tunnel:UplinkListenUrl</c>, when set, as a Kestrel endpoint of its own
+    /// (<see cref="UplinkPreAuth.DedicatedEndpointName"/>). Kestrel binds either the URLs or its configured endpoints,
+    /// never both, so without <c>Kestrel:Endpoints</c> the URLs become configured endpoints too; with them, the URLs
+    /// were ignored anyway.
+    /// </summary>
     private static void AddUplinkListener(WebApplicationBuilder builder)
     {
         var uplinkUrl = builder.Configuration[$"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.UplinkListenUrl)}"];
