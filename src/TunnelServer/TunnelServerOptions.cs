@@ -78,6 +78,30 @@ public sealed class TunnelServerOptions
     /// <summary>The largest <see cref="TransportBlockSize"/>.</summary>
     public const int MaxTransportBlockSize = 1024 * 1024;
 
+    /// <summary>
+    /// Size of the larger transport blocks handed out while fewer than <see cref="TransportLargeBlockMemory"/> bytes of
+    /// them are out: 64 KiB by default, so that a busy uplink or bulk transfer takes up to 64 KiB per receive call
+    /// without every slow connection holding that much (docs/adr/0014-large-transport-blocks.md). Equal to
+    /// <see cref="TransportBlockSize"/>, or a <see cref="TransportLargeBlockMemory"/> of 0, turns them off. Read at start-up.
+    /// </summary>
+    public int TransportLargeBlockSize { get; set; } = DefaultTransportLargeBlockSize;
+
+    /// <summary>The default <see cref="TransportLargeBlockSize"/>.</summary>
+    public const int DefaultTransportLargeBlockSize = 64 * 1024;
+
+    /// <summary>
+    /// The most memory in large transport blocks (<see cref="TransportLargeBlockSize"/>) out at once, across the entry
+    /// and the uplinks: 16 MiB by default (256 blocks of 64 KiB). Beyond it, connections get blocks of
+    /// <see cref="TransportBlockSize"/>. Read at start-up.
+    /// </summary>
+    public long TransportLargeBlockMemory { get; set; } = DefaultTransportLargeBlockMemory;
+
+    /// <summary>The default <see cref="TransportLargeBlockMemory"/>.</summary>
+    public const long DefaultTransportLargeBlockMemory = 16 * 1024 * 1024;
+
+    /// <summary>The largest <see cref="TransportLargeBlockMemory"/>.</summary>
+    public const long MaxTransportLargeBlockMemory = 1024L * 1024 * 1024;
+
     /// <summary>Base of the public URL reported to clients, e.g. https://tunnel.example.com; derived from the uplink request when empty.</summary>
     public string? PublicBaseUrl { get; set; }
 

@@ -68,6 +68,16 @@ internal sealed class TunnelServerOptionsValidator : IValidateOptions<TunnelServ
             failures.Add($"Tunnel:TransportBlockSize must be between {TunnelServerOptions.KestrelTransportBlockSize} (Kestrel's own pool) and {TunnelServerOptions.MaxTransportBlockSize} bytes; got {options.TransportBlockSize}.");
         }
 
+        if (options.TransportLargeBlockSize < options.TransportBlockSize || options.TransportLargeBlockSize > TunnelServerOptions.MaxTransportBlockSize)
+        {
+            failures.Add($"Tunnel:TransportLargeBlockSize must be between Tunnel:TransportBlockSize ({options.TransportBlockSize}) and {TunnelServerOptions.MaxTransportBlockSize} bytes; got {options.TransportLargeBlockSize}.");
+        }
+
+        if (options.TransportLargeBlockMemory is < 0 or > TunnelServerOptions.MaxTransportLargeBlockMemory)
+        {
+            failures.Add($"Tunnel:TransportLargeBlockMemory must be between 0 (no large blocks) and {TunnelServerOptions.MaxTransportLargeBlockMemory} bytes; got {options.TransportLargeBlockMemory}.");
+        }
+
         if (options.RetryAfterSeconds < 0)
         {
             failures.Add("Tunnel:RetryAfterSeconds must not be negative.");

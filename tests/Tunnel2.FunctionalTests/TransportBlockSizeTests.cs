@@ -18,7 +18,23 @@ public sealed class TransportBlockSizeTests
 
         var factory = Assert.IsType<TransportMemoryPoolFactory>(server.Services.GetService(typeof(IMemoryPoolFactory<byte>)));
         Assert.Equal(16 * 1024, factory.BlockSize);
+        Assert.Equal(64 * 1024, factory.LargeBlockSize);
+        Assert.Equal(256, factory.MaxLargeBlocks);
         Assert.True(factory.PoolsCreated >= 1, "Kestrel started listening without asking the factory for a pool.");
+    }
+
+    [Fact]
+    public async Task ConfiguredLargeBlocks_AreUsed_AndZeroMemoryTurnsThemOff()
+    {
+        await using var server = TunnelServerHost.Build(
+            ["--urls", "http://127.0.0.1:0", "--Tunnel:TransportLargeBlockSize", "131072", "--Tunnel:TransportLargeBlockMemory", "1048576"]);
+        await using var off = TunnelServerHost.Build(["--urls", "http://127.0.0.1:0", "--Tunnel:TransportLargeBlockMemory", "0"]);
+
+        var factory = Assert.IsType<TransportMemoryPoolFactory>(server.Services.GetService(typeof(IMemoryPoolFactory<byte>)));
+        var offFactory = Assert.IsType<TransportMemoryPoolFactory>(off.Services.GetService(typeof(IMemoryPoolFactory<byte>)));
+        Assert.Equal(128 * 1024, factory.LargeBlockSize);
+        Assert.Equal(8, factory.MaxLargeBlocks);
+        Assert.Equal(0, offFactory.MaxLargeBlocks);
     }
 
     [Fact]

@@ -69,18 +69,25 @@ public static class TunnelServerHost
     }
 
     /// <summary>
-    /// Larger transport buffers than Kestrel's 4 KiB blocks (<see cref="TunnelServerOptions.TransportBlockSize"/>). Read
-    /// from configuration here because the transport takes its pool factory from the container before options exist; a
-    /// value outside the valid range leaves Kestrel's pool in place and fails the options validation at start.
+    /// Larger transport buffers than Kestrel's 4 KiB blocks (<see cref="TunnelServerOptions.TransportBlockSize"/>, and
+    /// <see cref="TunnelServerOptions.TransportLargeBlockSize"/> within <see cref="TunnelServerOptions.TransportLargeBlockMemory"/>).
+    /// Read from configuration here because the transport takes its pool factory from the container before options
+    /// exist; a value outside the valid range leaves Kestrel's pool in place and fails the options validation at start.
     /// </summary>
     private static void AddTransportMemoryPool(WebApplicationBuilder builder)
     {
-        var size = builder.Configuration.GetValue(
-            $"{TunnelServerOptions.SectionName}:{nameof(TunnelServerOptions.TransportBlockSize)}", TunnelServerOptions.DefaultTransportBlockSize);
-        if (size is > TunnelServerOptions.KestrelTransportBlockSize and <= TunnelServerOptions.MaxTransportBlockSize)
+        var size = Setting(nameof(TunnelServerOptions.TransportBlockSize), TunnelServerOptions.DefaultTransportBlockSize);
+        var largeSize = Setting(nameof(TunnelServerOptions.TransportLargeBlockSize), TunnelServerOptions.DefaultTransportLargeBlockSize);
+        var largeMemory = Setting(nameof(TunnelServerOptions.TransportLargeBlockMemory), TunnelServerOptions.DefaultTransportLargeBlockMemory);
+        if (size is > TunnelServerOptions.KestrelTransportBlockSize and <= TunnelServerOptions.MaxTransportBlockSize
+            && largeSize >= size && largeSize <= TunnelServerOptions.MaxTransportBlockSize
+            && largeMemory is >= 0 and <= TunnelServerOptions.MaxTransportLargeBlockMemory)
         {
-            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new TransportMemoryPoolFactory(size));
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new TransportMemoryPoolFactory(size, largeSize, largeMemory));
         }
+
+        T Setting<T>(string name, T defaultValue) =>
+            builder.Configuration.GetValue($"{TunnelServerOptions.SectionName}:{name}", defaultValue)!;
     }
 
     /// <summary>

@@ -37,6 +37,28 @@ public sealed class TunnelServerOptionsValidatorTests
         Assert.Contains(result.Failures!, f => f.Contains("Tunnel:TransportBlockSize must be between 4096", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(8 * 1024, 16L * 1024 * 1024, "Tunnel:TransportLargeBlockSize must be between Tunnel:TransportBlockSize (16384)")]
+    [InlineData(2 * 1024 * 1024, 16L * 1024 * 1024, "Tunnel:TransportLargeBlockSize must be between Tunnel:TransportBlockSize (16384)")]
+    [InlineData(64 * 1024, -1L, "Tunnel:TransportLargeBlockMemory must be between 0")]
+    [InlineData(64 * 1024, 2L * 1024 * 1024 * 1024, "Tunnel:TransportLargeBlockMemory must be between 0")]
+    public void Validate_LargeTransportBlocksOutOfRange_NamesTheSetting(int largeSize, long largeMemory, string expected)
+    {
+        var options = new TunnelServerOptions { TransportLargeBlockSize = largeSize, TransportLargeBlockMemory = largeMemory };
+
+        var result = new TunnelServerOptionsValidator().Validate(null, options);
+
+        Assert.Contains(result.Failures!, f => f.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Validate_DefaultTransportBlocks_Pass()
+    {
+        var result = new TunnelServerOptionsValidator().Validate(null, new TunnelServerOptions());
+
+        Assert.DoesNotContain(result.Failures ?? [], f => f.Contains("Transport", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Validate_DuplicateTokenNames_Fails()
     {
